@@ -1,0 +1,132 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/myscrollr/connect/shared/inbox"
+	"github.com/myscrollr/connect/shared/outbox"
+	"github.com/myscrollr/connect/shared/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func TestWriteCommitsWithTransaction(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	ce, err := outbox.New("/myscrollr/connect/install", "com.myscrollr.connect.install.completed",
+		map[string]any{"user_id": "u_1", "integration_id": "i_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ce.SetSubject("u_1")
+	ce.SetExtension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: "i_1", CloudEvent: ce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		aggType, aggID, typ, source, subject, topic string
+		payload, ext                               []byte
+	)
+	err = pool.QueryRow(ctx, `SELECT aggregatetype, aggregateid, type, source, subject, topic, payload, extensions FROM outbox WHERE id = $1`, id).
+		Scan(&aggType, &aggID, &typ, &source, &subject, &topic, &payload, &ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aggType != "install" || aggID != "i_1" || typ != "com.myscrollr.connect.install.completed" ||
+		source != "/myscrollr/connect/install" || subject != "u_1" || topic != outbox.DefaultTopic {
+		t.Fatalf("row = %s %s %s %s %s %s", aggType, aggID, typ, source, subject, topic)
+	}
+	var data map[string]string
+	if err := json.Unmarshal(payload, &data); err != nil || data["user_id"] != "u_1" {
+		t.Fatalf("payload = %s (%v)", payload, err)
+	}
+	var extensions map[string]string
+	if err := json.Unmarshal(ext, &extensions); err != nil || extensions["traceparent"] == "" {
+		t.Fatalf("extensions = %s (%v)", ext, err)
+	}
+}
+
+func TestRollbackLeavesNoEvent(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	ce, _ := outbox.New("/test", "com.myscrollr.connect.install.completed", map[string]int{"n": 1})
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: "a", CloudEvent: ce}); err != nil {
+			return err
+		}
+		return errors.New("business rule failed")
+	})
+	if err == nil {
+		t.Fatal("expected the transaction to fail")
+	}
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("outbox has %d rows after rollback, want 0", n)
+	}
+}
+
+func TestWriteRejectsBadEvents(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	good, _ := outbox.New("/test", "com.myscrollr.connect.x.y", map[string]int{"n": 1})
+	noType := good.Clone()
+	noType.SetType("")
+	badID := good.Clone()
+	badID.SetID("not-a-uuid")
+	xml := good.Clone()
+	xml.SetData("application/xml", []byte("<a/>"))
+	cases := map[string]outbox.Event{
+		"no aggregate type": {AggregateID: "a", CloudEvent: good},
+		"no aggregate id":   {AggregateType: "t", CloudEvent: good},
+		"no type":           {AggregateType: "t", AggregateID: "a", CloudEvent: noType},
+		"id not uuid":       {AggregateType: "t", AggregateID: "a", CloudEvent: badID},
+		"xml data":          {AggregateType: "t", AggregateID: "a", CloudEvent: xml},
+	}
+	for name, e := range cases {
+		if _, err := outbox.Write(ctx, pool, e); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	var n int
+	pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n)
+	if n != 0 {
+		t.Fatalf("%d rows written by rejected events", n)
+	}
+}
+
+func TestInboxClaimOnce(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	first, err := inbox.Claim(ctx, pool, "uninstall", "/src", "evt-1")
+	if err != nil || !first {
+		t.Fatalf("first claim = %v, %v", first, err)
+	}
+	again, err := inbox.Claim(ctx, pool, "uninstall", "/src", "evt-1")
+	if err != nil || again {
+		t.Fatalf("second claim = %v, %v; want false", again, err)
+	}
+	other, err := inbox.Claim(ctx, pool, "notify", "/src", "evt-1")
+	if err != nil || !other {
+		t.Fatalf("another consumer's claim = %v, %v; want true", other, err)
+	}
+	if _, err := inbox.Claim(ctx, pool, "", "/src", "x"); err == nil {
+		t.Fatal("empty consumer accepted")
+	}
+}
