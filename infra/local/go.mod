@@ -22,6 +22,9 @@ require (
 	github.com/lestrrat-go/structinfo v0.0.0-20190212233437-acd51874663b // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.2 // indirect
+	github.com/myscrollr/connect/events v0.0.0-00010101000000-000000000000
+	github.com/myscrollr/connect/schemas v0.0.0-00010101000000-000000000000
+	github.com/myscrollr/connect/shared v0.0.0-00010101000000-000000000000
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/pkg/errors v0.8.1-0.20170505043639-c605e284fe17 // indirect
 	github.com/robfig/cron/v3 v3.0.1 // indirect
@@ -42,3 +45,9 @@ require (
 )
 
 tool github.com/stripe/stripe-mock
+
+replace github.com/myscrollr/connect/shared => ../../shared
+
+replace github.com/myscrollr/connect/schemas => ../../schemas
+
+replace github.com/myscrollr/connect/events => ../../events

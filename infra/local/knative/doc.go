@@ -1,0 +1,23 @@
+// Package knative reads the Knative manifests in infra/knative, the single source of truth for
+// which function receives which events and schedules (DESIGN.md sections 1.6 and 7), into typed
+// values the local runtime and the event dispatcher use.
+//
+// Load parses every *.yaml / *.yml file of a directory (multi-document YAML) and keeps the
+// kinds the local runtime acts on: serving.knative.dev/v1 Service, eventing.knative.dev/v1
+// Broker and Trigger, sources.knative.dev PingSource and KafkaSource, and
+// eventing.kafka.knative.dev KafkaSink (dead-letter topics). Core kinds that configure the
+// cluster (Namespace, ConfigMap, Secret, ...) are accepted and ignored; any other kind is an
+// error, so a typo in apiVersion or kind is caught early. Load also checks references: every
+// Trigger names an existing Broker, every subscriber, sink and dead-letter sink names an
+// existing Service or KafkaSink. Errors name the file, the kind, the object and the field.
+//
+// Validate checks every manifest against the openAPIV3Schema of its CustomResourceDefinition
+// (the CRD files published by Knative), as a Kubernetes API server with strict field
+// validation would: unknown fields are rejected unless the schema preserves them
+// (x-kubernetes-preserve-unknown-fields), x-kubernetes-int-or-string accepts both, nullable
+// accepts null, and int32/int64 formats bound integers.
+//
+// Delivery follows the Knative DeliverySpec: a Trigger's delivery replaces its Broker's, and
+// when it names no dead-letter sink the Broker's is used. Durations are ISO 8601
+// (PT0.2S, PT1M, P1DT2H); years and months are rejected because they have no fixed length.
+package knative
