@@ -1,0 +1,186 @@
+package events
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Integration types, delivery modes and pricing models, as stored in the catalog.
+const (
+	IntegrationTypeDataSource = "data_source"
+	IntegrationTypeWidget     = "widget"
+	IntegrationTypeApp        = "app"
+
+	DeliveryPull = "pull"
+	DeliveryPush = "push"
+
+	PricingFree         = "free"
+	PricingOneTime      = "one_time"
+	PricingSubscription = "subscription"
+)
+
+// Health statuses of an integration.
+const (
+	HealthUnknown  = "unknown"
+	HealthHealthy  = "healthy"
+	HealthDegraded = "degraded"
+	HealthOffline  = "offline"
+)
+
+// Reasons an install is revoked (InstallRevoked.Reason).
+const (
+	RevokeUserRequest     = "user_request"            // the user uninstalled it
+	RevokeSubscriptionEnd = "subscription_ended"      // the paid subscription ended
+	RevokeUserDeleted     = "user_deleted"            // the user's account was deleted
+	RevokeUnpublished     = "integration_unpublished" // the integration left the catalog
+	RevokeAdministrator   = "administrator"           // a platform administrator removed it
+)
+
+// IntegrationRegistered: a developer registered a new integration (registry). Its Logto
+// application exists; it is not published yet.
+type IntegrationRegistered struct {
+	IntegrationID string    `json:"integration_id"` // UUID
+	Name          string    `json:"name"`           // unique slug; names its topics
+	DisplayName   string    `json:"display_name"`
+	Type          string    `json:"type"`                    // IntegrationType*
+	DeliveryMode  string    `json:"delivery_mode,omitempty"` // Delivery*, data sources only
+	DeveloperID   string    `json:"developer_id"`            // Logto user id
+	LogtoAppID    string    `json:"logto_app_id"`            // Logto application id (client_id)
+	Version       string    `json:"version"`                 // semantic version of the manifest
+	RegisteredAt  time.Time `json:"registered_at"`
+}
+
+// IntegrationPublished: an integration entered the public catalog (registry).
+type IntegrationPublished struct {
+	IntegrationID string    `json:"integration_id"`
+	Name          string    `json:"name"`
+	Version       string    `json:"version"`
+	PublishedAt   time.Time `json:"published_at"`
+}
+
+// IntegrationUnpublished: an integration left the public catalog (registry).
+type IntegrationUnpublished struct {
+	IntegrationID string    `json:"integration_id"`
+	Name          string    `json:"name"`
+	Reason        string    `json:"reason,omitempty"`
+	UnpublishedAt time.Time `json:"unpublished_at"`
+}
+
+// IntegrationVersionCreated: a developer registered a new version of a manifest (registry).
+type IntegrationVersionCreated struct {
+	IntegrationID string    `json:"integration_id"`
+	Name          string    `json:"name"`
+	Version       string    `json:"version"`
+	Changelog     string    `json:"changelog,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// InstallRequested: a user started an install (install). For a paid integration the install
+// completes when the payment succeeds; for a free one, after consent.
+type InstallRequested struct {
+	RequestID         string    `json:"request_id"` // idempotency key of the request
+	IntegrationID     string    `json:"integration_id"`
+	Name              string    `json:"name"`
+	UserID            string    `json:"user_id"` // Logto user id
+	Scopes            []string  `json:"scopes"`
+	PricingModel      string    `json:"pricing_model"` // Pricing*
+	AmountCents       int64     `json:"amount_cents"`
+	Currency          string    `json:"currency"`                      // ISO 4217, lower case
+	CheckoutSessionID string    `json:"checkout_session_id,omitempty"` // Stripe, paid installs
+	RequestedAt       time.Time `json:"requested_at"`
+}
+
+// InstallCompleted: an integration is installed for a user with the scopes granted (install).
+type InstallCompleted struct {
+	InstallID     string    `json:"install_id"` // UUID of the user_integrations row
+	IntegrationID string    `json:"integration_id"`
+	Name          string    `json:"name"`
+	UserID        string    `json:"user_id"`
+	Scopes        []string  `json:"scopes"`
+	PaymentID     string    `json:"payment_id,omitempty"` // paid installs
+	InstalledAt   time.Time `json:"installed_at"`
+}
+
+// InstallRevoked: an install was removed and its Logto grant revoked (uninstall).
+type InstallRevoked struct {
+	InstallID     string    `json:"install_id"`
+	IntegrationID string    `json:"integration_id"`
+	Name          string    `json:"name"`
+	UserID        string    `json:"user_id"`
+	Reason        string    `json:"reason"` // Revoke*
+	RevokedAt     time.Time `json:"revoked_at"`
+}
+
+// PaymentSucceeded: Stripe confirmed a payment (stripe-webhook).
+type PaymentSucceeded struct {
+	PaymentID            string    `json:"payment_id"`       // UUID of the payments row
+	StripeObjectID       string    `json:"stripe_object_id"` // checkout session, invoice or payment intent
+	StripeSubscriptionID string    `json:"stripe_subscription_id,omitempty"`
+	IntegrationID        string    `json:"integration_id"`
+	UserID               string    `json:"user_id"`
+	AmountCents          int64     `json:"amount_cents"`
+	PlatformFeeCents     int64     `json:"platform_fee_cents"`
+	Currency             string    `json:"currency"`
+	PaidAt               time.Time `json:"paid_at"`
+}
+
+// PaymentFailed: Stripe reported a failed payment (stripe-webhook).
+type PaymentFailed struct {
+	PaymentID            string    `json:"payment_id,omitempty"`
+	StripeObjectID       string    `json:"stripe_object_id"`
+	StripeSubscriptionID string    `json:"stripe_subscription_id,omitempty"`
+	IntegrationID        string    `json:"integration_id"`
+	UserID               string    `json:"user_id"`
+	AmountCents          int64     `json:"amount_cents"`
+	Currency             string    `json:"currency"`
+	FailureCode          string    `json:"failure_code,omitempty"`    // Stripe's code
+	FailureMessage       string    `json:"failure_message,omitempty"` // Stripe's message
+	FailedAt             time.Time `json:"failed_at"`
+}
+
+// SubscriptionEnded: a paid subscription ended, by cancellation or non-payment
+// (stripe-webhook); uninstall revokes the install.
+type SubscriptionEnded struct {
+	StripeSubscriptionID string    `json:"stripe_subscription_id"`
+	IntegrationID        string    `json:"integration_id"`
+	UserID               string    `json:"user_id"`
+	Reason               string    `json:"reason,omitempty"` // Stripe's cancellation reason
+	EndedAt              time.Time `json:"ended_at"`
+}
+
+// UserDeleted: a Logto user was deleted (logto-webhook); uninstall removes their installs.
+type UserDeleted struct {
+	UserID    string    `json:"user_id"`
+	DeletedAt time.Time `json:"deleted_at"`
+}
+
+// DeveloperRoleChanged: a user's platform roles changed in Logto (logto-webhook).
+type DeveloperRoleChanged struct {
+	UserID    string    `json:"user_id"`
+	Roles     []string  `json:"roles"`             // roles after the change
+	Added     []string  `json:"added,omitempty"`   // roles gained
+	Removed   []string  `json:"removed,omitempty"` // roles lost
+	ChangedAt time.Time `json:"changed_at"`
+}
+
+// HealthChanged: an integration's health status changed (health-probe).
+type HealthChanged struct {
+	IntegrationID  string    `json:"integration_id"`
+	Name           string    `json:"name"`
+	Status         string    `json:"status"`          // Health*
+	PreviousStatus string    `json:"previous_status"` // Health*
+	ResponseTimeMS int64     `json:"response_time_ms,omitempty"`
+	Uptime30d      float64   `json:"uptime_30d"` // percent, 0-100
+	CheckedAt      time.Time `json:"checked_at"`
+}
+
+// DataReceived: validated, normalized records of one integration (poll, ingest), on
+// connect.data.
+type DataReceived struct {
+	IntegrationID string            `json:"integration_id"`
+	Name          string            `json:"name"`
+	DeliveryMode  string            `json:"delivery_mode"` // Delivery*
+	RecordCount   int               `json:"record_count"`
+	Records       []json.RawMessage `json:"records"`
+	ReceivedAt    time.Time         `json:"received_at"`
+}

@@ -1,0 +1,79 @@
+package events
+
+// CloudEvent types, com.myscrollr.connect.<noun>.<verb>.
+const (
+	TypeIntegrationRegistered     = "com.myscrollr.connect.integration.registered"
+	TypeIntegrationPublished      = "com.myscrollr.connect.integration.published"
+	TypeIntegrationUnpublished    = "com.myscrollr.connect.integration.unpublished"
+	TypeIntegrationVersionCreated = "com.myscrollr.connect.integration.version.created"
+	TypeInstallRequested          = "com.myscrollr.connect.install.requested"
+	TypeInstallCompleted          = "com.myscrollr.connect.install.completed"
+	TypeInstallRevoked            = "com.myscrollr.connect.install.revoked" // an uninstall, whatever its cause
+	TypePaymentSucceeded          = "com.myscrollr.connect.payment.succeeded"
+	TypePaymentFailed             = "com.myscrollr.connect.payment.failed"
+	TypeSubscriptionEnded         = "com.myscrollr.connect.subscription.ended"
+	TypeUserDeleted               = "com.myscrollr.connect.user.deleted"
+	TypeDeveloperRoleChanged      = "com.myscrollr.connect.developer.role.changed"
+	TypeHealthChanged             = "com.myscrollr.connect.health.changed"
+	TypeDataReceived              = "com.myscrollr.connect.data.received"
+)
+
+// Types lists every event type of the platform, in the order above.
+func Types() []string {
+	return []string{
+		TypeIntegrationRegistered, TypeIntegrationPublished, TypeIntegrationUnpublished,
+		TypeIntegrationVersionCreated, TypeInstallRequested, TypeInstallCompleted,
+		TypeInstallRevoked, TypePaymentSucceeded, TypePaymentFailed, TypeSubscriptionEnded,
+		TypeUserDeleted, TypeDeveloperRoleChanged, TypeHealthChanged, TypeDataReceived,
+	}
+}
+
+// DataFor returns a pointer to a new, empty payload of the given event type, ready for
+// json.Unmarshal, or nil if the type is not a platform event type.
+func DataFor(eventType string) any {
+	switch eventType {
+	case TypeIntegrationRegistered:
+		return new(IntegrationRegistered)
+	case TypeIntegrationPublished:
+		return new(IntegrationPublished)
+	case TypeIntegrationUnpublished:
+		return new(IntegrationUnpublished)
+	case TypeIntegrationVersionCreated:
+		return new(IntegrationVersionCreated)
+	case TypeInstallRequested:
+		return new(InstallRequested)
+	case TypeInstallCompleted:
+		return new(InstallCompleted)
+	case TypeInstallRevoked:
+		return new(InstallRevoked)
+	case TypePaymentSucceeded:
+		return new(PaymentSucceeded)
+	case TypePaymentFailed:
+		return new(PaymentFailed)
+	case TypeSubscriptionEnded:
+		return new(SubscriptionEnded)
+	case TypeUserDeleted:
+		return new(UserDeleted)
+	case TypeDeveloperRoleChanged:
+		return new(DeveloperRoleChanged)
+	case TypeHealthChanged:
+		return new(HealthChanged)
+	case TypeDataReceived:
+		return new(DataReceived)
+	}
+	return nil
+}
+
+// SourcePrefix prefixes the source attribute of every event the platform emits; the function
+// name follows it.
+const SourcePrefix = "/myscrollr/connect/"
+
+// Source returns the source attribute of events emitted by function, e.g. Source("install").
+func Source(function string) string { return SourcePrefix + function }
+
+// ExtPartitionKey is the CloudEvents Partitioning extension; the Kafka binding maps it to the
+// record key.
+const ExtPartitionKey = "partitionkey"
+
+// DataContentType is the datacontenttype of every platform event.
+const DataContentType = "application/json"
