@@ -1,0 +1,52 @@
+// Package runtime serves a MyScrollr Connect function the way Knative Serving and Eventing
+// expect, and the same function on AWS Lambda.
+//
+// A function's main is one call: runtime.Main(name, setup). Main reads LOG_LEVEL, PORT,
+// DRAIN_TIMEOUT, SHUTDOWN_TIMEOUT and MAX_EVENT_BYTES, builds the JSON logger and a Prometheus
+// registry, calls setup, then serves until SIGTERM/SIGINT. Serve does the serving and is what
+// tests and the local runtime call.
+//
+// # Endpoints
+//
+//   - GET /healthz: liveness, always 200 while the process serves.
+//   - GET /readyz: readiness; 503 as soon as draining starts or when Function.Ready fails.
+//   - GET /metrics: Prometheus text format from the function's own registry (never the global
+//     one): connect_http_requests_total{function,route,method,code},
+//     connect_http_request_duration_seconds{function,route,method},
+//     connect_events_total{function,type,outcome} (outcome ok|retry|permanent|malformed),
+//     plus the Go and process collectors.
+//   - POST /events (when Function.Events is set): CloudEvents in binary or structured content
+//     mode, bodies bounded (MAX_EVENT_BYTES, default 1 MiB, 413 beyond). Replies follow the
+//     Knative Eventing data-plane contract: 200 when the handler returns nil; 400
+//     problem+json for a Permanent error or a malformed event (not retried, dead-lettered);
+//     500 for any other error or a panic (retried).
+//   - Everything else goes to Function.HTTP; unknown paths are 404 problem+json and wrong
+//     methods 405 problem+json (also for an *http.ServeMux's own not-found and
+//     method-not-allowed replies, which are rewritten as problems).
+//
+// Every request gets a request id (X-Request-Id, taken from the request when it is a sane
+// token, else generated, and echoed in the response), a logger in its context (package
+// logging) with request_id, method and path, an access log line, metrics, and panic recovery.
+//
+// # Draining
+//
+// When the serve context ends (SIGTERM in Main), readiness fails at once, requests keep being
+// served until a quiet period (DRAIN_TIMEOUT, default 30s) passes with no new non-probe
+// request, then the server shuts down, letting in-flight requests finish (bounded by
+// SHUTDOWN_TIMEOUT), and Function.Close runs. These are the semantics of knative.dev/pkg's
+// network/handlers.Drainer, reimplemented here (drain.go) because that package imports
+// knative.dev/pkg/network, which drags in zap, klog, k8s.io/apimachinery and golang.org/x/net
+// http2 (34 non-standard packages) into every function binary, and its Drainer only fails
+// probes that carry a kubelet User-Agent, whereas /readyz must fail for every caller (the local
+// runtime and the cold-start bench are not kubelets). Signal handling uses knative.dev/pkg/signals
+// (a leaf package: os/signal only; a second signal exits at once).
+//
+// # Lambda
+//
+// When AWS_LAMBDA_RUNTIME_API is set, Main serves through aws-lambda-go instead; LambdaHandler
+// is the adapter: API Gateway v2 HTTP events run through the same http.Handler stack, and MSK /
+// self-managed Kafka events whose records carry CloudEvents (binary mode `ce_` headers, or
+// structured mode) go to Function.Events. A retryable failure fails the invocation (the batch
+// is retried; consumers are idempotent); permanent failures and malformed records are logged
+// and skipped.
+package runtime

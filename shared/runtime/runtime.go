@@ -1,0 +1,147 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Function is what a function binary serves.
+type Function struct {
+	Name   string                          // "catalog", "install", ...
+	HTTP   http.Handler                    // optional: serves every path except the reserved ones
+	Events EventHandler                    // optional: CloudEvents (binary+structured) at POST /events
+	Ready  func(ctx context.Context) error // optional readiness check (db ping); nil = always ready
+	Close  func() error                    // optional: called after drain (close pools)
+}
+
+// EventHandler handles one CloudEvent. Return nil when done, Permanent(err) when the event can
+// never succeed (dead letter), any other error to have it redelivered.
+type EventHandler func(ctx context.Context, e cloudevents.Event) error
+
+// Deps are the dependencies the runtime hands to a function's setup and uses itself.
+type Deps struct {
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // functions register their own metrics here
+
+	// DrainQuiet is how long to keep serving after the serve context ends, measured from the
+	// last non-probe request arrival or completion, and never while one is in flight (Knative
+	// Drainer semantics, see drain.go). Zero means no quiet period. Main sets it from
+	// DRAIN_TIMEOUT (default 30s).
+	DrainQuiet time.Duration
+	// ShutdownTimeout bounds how long in-flight requests may hold up the drain, and again the
+	// final shutdown. Zero means 30s.
+	ShutdownTimeout time.Duration
+	// MaxEventBytes bounds a CloudEvent request body. Zero means DefaultMaxEventBytes.
+	MaxEventBytes int64
+	// ReadyTimeout bounds one Function.Ready call. Zero means 5s.
+	ReadyTimeout time.Duration
+}
+
+// DefaultMaxEventBytes is the default CloudEvent body limit (1 MiB).
+const DefaultMaxEventBytes = 1 << 20
+
+func (d Deps) withDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Registry == nil {
+		d.Registry = NewRegistry()
+	}
+	if d.ShutdownTimeout <= 0 {
+		d.ShutdownTimeout = 30 * time.Second
+	}
+	if d.MaxEventBytes <= 0 {
+		d.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if d.ReadyTimeout <= 0 {
+		d.ReadyTimeout = 5 * time.Second
+	}
+	return d
+}
+
+// NewRegistry returns a Prometheus registry with the Go and process collectors registered.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// Permanent marks an event error as not retryable: the event is answered with 400 and goes to
+// the dead-letter sink. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err (or an error it wraps) was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// Serve serves fn on ln until ctx is done, then drains (readiness fails at once; a quiet
+// period of d.DrainQuiet after the last request; in-flight requests finish within
+// d.ShutdownTimeout), calls fn.Close and returns. It returns nil after a clean drain; an error
+// if serving failed or shutdown timed out or Close failed. Serve closes ln.
+func Serve(ctx context.Context, ln net.Listener, fn Function, d Deps) error {
+	d = d.withDefaults()
+	s, err := newServer(fn, d)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
+		// In-flight requests must outlive ctx: they finish during the drain.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	d.Logger.Info("serving", slog.String("addr", ln.Addr().String()))
+
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+		serveErr = fmt.Errorf("runtime: serve: %w", serveErr)
+	case <-ctx.Done():
+		s.drain.Start()
+		d.Logger.Info("draining", slog.Duration("quiet_period", d.DrainQuiet))
+		s.drain.Drain(d.DrainQuiet, d.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.ShutdownTimeout)
+		if err := srv.Shutdown(sctx); err != nil {
+			serveErr = fmt.Errorf("runtime: shutdown: %w", err)
+			_ = srv.Close()
+		}
+		cancel()
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && serveErr == nil {
+			serveErr = fmt.Errorf("runtime: serve: %w", err)
+		}
+	}
+	if fn.Close != nil {
+		if err := fn.Close(); err != nil {
+			serveErr = errors.Join(serveErr, fmt.Errorf("runtime: close %s: %w", fn.Name, err))
+		}
+	}
+	d.Logger.Info("stopped", slog.Any("error", serveErr))
+	return serveErr
+}
