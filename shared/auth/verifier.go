@@ -163,14 +163,13 @@ func (v *Verifier) JWKSURL() string { return v.jwksURL }
 
 // claims are the access token claims beyond what go-oidc checks.
 type claims struct {
-	Issuer    string          `json:"iss"`
-	Subject   string          `json:"sub"`
-	Audience  json.RawMessage `json:"aud"`
-	ClientID  string          `json:"client_id"`
-	Scope     *string         `json:"scope"`
-	NotBefore *json.Number    `json:"nbf"`
-	IssuedAt  *json.Number    `json:"iat"`
-	JTI       string          `json:"jti"`
+	Issuer    string       `json:"iss"`
+	Subject   string       `json:"sub"`
+	ClientID  string       `json:"client_id"`
+	Scope     *string      `json:"scope"`
+	NotBefore *json.Number `json:"nbf"`
+	IssuedAt  *json.Number `json:"iat"`
+	JTI       string       `json:"jti"`
 }
 
 // Verify verifies rawToken and returns its principal. Errors wrap one of the
