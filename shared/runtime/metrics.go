@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -76,7 +77,7 @@ func (s *labelSet) label(v string) string {
 	if v == "" {
 		return "none"
 	}
-	if len(v) > 128 {
+	if len(v) > 128 || !utf8.ValidString(v) {
 		return "other"
 	}
 	s.mu.Lock()

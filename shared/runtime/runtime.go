@@ -95,6 +95,13 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// NewHandler returns the handler stack Serve runs (reserved endpoints, middleware, fn.HTTP,
+// POST /events), without a listener and without draining, for in-process use such as tests
+// and fuzzing.
+func NewHandler(fn Function, d Deps) (http.Handler, error) {
+	return newServer(fn, d.withDefaults())
+}
+
 // Serve serves fn on ln until ctx is done, then drains (readiness fails at once; a quiet
 // period of d.DrainQuiet after the last request; in-flight requests finish within
 // d.ShutdownTimeout), calls fn.Close and returns. It returns nil after a clean drain; an error
