@@ -1,0 +1,184 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Config is the relay's configuration, read from the environment by ConfigFromEnv.
+type Config struct {
+	// DatabaseURL (DATABASE_URL, required) is the PostgreSQL database holding the outbox. The
+	// role needs the REPLICATION attribute.
+	DatabaseURL string
+	// KafkaBrokers (KAFKA_BROKERS, required) are the seed brokers, host:port, comma-separated.
+	KafkaBrokers []string
+	// Slot (RELAY_SLOT, default connect_relay) is the logical replication slot.
+	Slot string
+	// Publication (RELAY_PUBLICATION, default connect_outbox) is the publication on the outbox.
+	Publication string
+	// Port (PORT, default 8080) is where /healthz, /readyz and /metrics are served.
+	Port int
+	// StatusInterval (RELAY_STATUS_INTERVAL, default 10s) is the longest time between two
+	// standby status updates; a server silent for three intervals is taken as gone.
+	StatusInterval time.Duration
+	// StallAfter (RELAY_STALL_AFTER, default 15s): records waiting this long with no Kafka
+	// acknowledgement mark the relay stalled.
+	StallAfter time.Duration
+	// MaxInFlight (RELAY_MAX_IN_FLIGHT, default 10000) bounds records produced but not yet
+	// acknowledged.
+	MaxInFlight int
+	// BackoffMax (RELAY_BACKOFF_MAX, default 10s) caps the reconnect backoff (starting at 100ms).
+	BackoffMax time.Duration
+	// Retention (RELAY_RETENTION, default 24h; 0 keeps rows) is how long relayed outbox rows stay.
+	Retention time.Duration
+	// MaintainInterval (RELAY_MAINTAIN_INTERVAL, default 30s) is how often the retained WAL is
+	// measured and old outbox rows are deleted.
+	MaintainInterval time.Duration
+	// DrainTimeout (RELAY_DRAIN_TIMEOUT, default 10s) bounds the wait for Kafka acknowledgements
+	// at shutdown, before the last confirmation.
+	DrainTimeout time.Duration
+}
+
+// DefaultConfig is the configuration with every default set and nothing required filled in.
+func DefaultConfig() Config {
+	return Config{
+		Slot:             "connect_relay",
+		Publication:      "connect_outbox",
+		Port:             8080,
+		StatusInterval:   10 * time.Second,
+		StallAfter:       15 * time.Second,
+		MaxInFlight:      10000,
+		BackoffMax:       10 * time.Second,
+		Retention:        24 * time.Hour,
+		MaintainInterval: 30 * time.Second,
+		DrainTimeout:     10 * time.Second,
+	}
+}
+
+// ConfigFromEnv reads the configuration through getenv (os.Getenv) and validates it. Errors
+// name the environment variable.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := DefaultConfig()
+	var errs []error
+	c.DatabaseURL = strings.TrimSpace(getenv("DATABASE_URL"))
+	if v := getenv("KAFKA_BROKERS"); v != "" {
+		c.KafkaBrokers = nil
+		for b := range strings.SplitSeq(v, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				c.KafkaBrokers = append(c.KafkaBrokers, b)
+			}
+		}
+	}
+	if v := getenv("RELAY_SLOT"); v != "" {
+		c.Slot = v
+	}
+	if v := getenv("RELAY_PUBLICATION"); v != "" {
+		c.Publication = v
+	}
+	if v := getenv("PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("PORT: %q is not a number", v))
+		} else {
+			c.Port = p
+		}
+	}
+	durations := []struct {
+		env string
+		dst *time.Duration
+	}{
+		{"RELAY_STATUS_INTERVAL", &c.StatusInterval},
+		{"RELAY_STALL_AFTER", &c.StallAfter},
+		{"RELAY_BACKOFF_MAX", &c.BackoffMax},
+		{"RELAY_RETENTION", &c.Retention},
+		{"RELAY_MAINTAIN_INTERVAL", &c.MaintainInterval},
+		{"RELAY_DRAIN_TIMEOUT", &c.DrainTimeout},
+	}
+	for _, d := range durations {
+		if v := getenv(d.env); v != "" {
+			x, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not a duration (like 10s or 1m)", d.env, v))
+				continue
+			}
+			*d.dst = x
+		}
+	}
+	if v := getenv("RELAY_MAX_IN_FLIGHT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("RELAY_MAX_IN_FLIGHT: %q is not a number", v))
+		} else {
+			c.MaxInFlight = n
+		}
+	}
+	if len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
+	return c, c.validate()
+}
+
+// identRE is what slot and publication names may be: they are spliced into replication
+// commands, so only plain lower-case identifiers are accepted.
+var identRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// validate checks c and names the environment variable of every problem.
+func (c Config) validate() error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL: required"))
+	} else if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
+		// pgconn's message may echo the password; say only what is wrong.
+		errs = append(errs, errors.New("DATABASE_URL: not a valid PostgreSQL connection string"))
+	}
+	if len(c.KafkaBrokers) == 0 {
+		errs = append(errs, errors.New("KAFKA_BROKERS: required (host:port, comma-separated)"))
+	}
+	for _, b := range c.KafkaBrokers {
+		if i := strings.LastIndexByte(b, ':'); i <= 0 || i == len(b)-1 {
+			errs = append(errs, fmt.Errorf("KAFKA_BROKERS: %q is not host:port", b))
+		} else if p, err := strconv.Atoi(b[i+1:]); err != nil || p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("KAFKA_BROKERS: %q has no valid port", b))
+		}
+	}
+	if !identRE.MatchString(c.Slot) {
+		errs = append(errs, fmt.Errorf("RELAY_SLOT: %q must be 1-63 lower-case letters, digits or _, not starting with a digit", c.Slot))
+	}
+	if !identRE.MatchString(c.Publication) {
+		errs = append(errs, fmt.Errorf("RELAY_PUBLICATION: %q must be 1-63 lower-case letters, digits or _, not starting with a digit", c.Publication))
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("PORT: %d is not between 1 and 65535", c.Port))
+	}
+	positive := []struct {
+		env string
+		d   time.Duration
+	}{
+		{"RELAY_STATUS_INTERVAL", c.StatusInterval},
+		{"RELAY_STALL_AFTER", c.StallAfter},
+		{"RELAY_BACKOFF_MAX", c.BackoffMax},
+		{"RELAY_MAINTAIN_INTERVAL", c.MaintainInterval},
+		{"RELAY_DRAIN_TIMEOUT", c.DrainTimeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", p.env, p.d))
+		}
+	}
+	if c.StatusInterval > 0 && c.StatusInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("RELAY_STATUS_INTERVAL: %s is below the minimum of 100ms", c.StatusInterval))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, fmt.Errorf("RELAY_RETENTION: must not be negative, got %s", c.Retention))
+	}
+	if c.MaxInFlight < 1 || c.MaxInFlight > 40000 {
+		errs = append(errs, fmt.Errorf("RELAY_MAX_IN_FLIGHT: %d is not between 1 and 40000", c.MaxInFlight))
+	}
+	return errors.Join(errs...)
+}

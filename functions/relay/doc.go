@@ -1,0 +1,75 @@
+// Command relay is the CDC relay of MyScrollr Connect: it streams committed outbox rows from
+// PostgreSQL logical replication to Kafka as binary-mode CloudEvents. It is long-running
+// (Knative min-scale 1) and never polls the outbox table.
+//
+// # Pipeline
+//
+// The relay owns a publication (RELAY_PUBLICATION, default connect_outbox: FOR TABLE outbox,
+// publish = 'insert') and a permanent logical replication slot (RELAY_SLOT, default
+// connect_relay, plugin pgoutput, protocol version 1) and creates both when they are missing.
+// The database role needs the REPLICATION attribute and ownership of the outbox table (or a
+// DBA creates the publication and slot beforehand). A slot only sees transactions that commit
+// after it was created, so the relay must be deployed before the first outbox write.
+//
+// Every INSERT becomes a CloudEvent: id = outbox id; source, type, subject, time, dataschema,
+// datacontenttype and specversion from their columns; each member of the extensions jsonb as
+// an extension (strings and booleans as they are, integers that fit as integers, anything
+// else as its JSON text); partitionkey = aggregateid; data = payload. It is encoded with
+// events/kafkace (binary mode, record key = partitionkey) and produced to the row's topic by
+// an idempotent franz-go producer with acks=all. The default partitioner hashes the key, so
+// one aggregate's events go to one partition, and the idempotent producer keeps the order of
+// one partition, which is commit order. UPDATE, DELETE and TRUNCATE of the outbox are not
+// events and are ignored. A row that cannot become a valid CloudEvent (possible only when
+// something bypasses shared/outbox) is not dropped: it goes to "<topic>.dlq" as a JSON
+// document naming the defect, is logged and counted, and the stream goes on.
+//
+// # Delivery guarantee
+//
+// Records are produced asynchronously; the relay tracks transactions in commit order and
+// confirms to PostgreSQL (standby status update, flush position) only the end LSN of the
+// newest transaction whose records and all earlier ones Kafka has acknowledged. When nothing
+// is in flight, the position of a server keepalive is confirmed too, so a quiet outbox in a
+// busy database does not hold WAL. Status updates go out as soon as the confirmed position
+// moves (at most every 100ms) and every RELAY_STATUS_INTERVAL regardless, asking the server
+// to reply, so a silent server is detected. After a crash the slot replays from the confirmed
+// position: nothing is lost and a replayed event carries the same CloudEvent id, which
+// consumers dedupe on (source, id). A produce error ends the replication session and the
+// relay starts again from the confirmed position.
+//
+// # Failures
+//
+// The relay reconnects by itself with exponential backoff (with jitter, up to
+// RELAY_BACKOFF_MAX) when PostgreSQL goes away; franz-go reconnects to Kafka by itself and
+// retries records without limit. At most RELAY_MAX_IN_FLIGHT records are buffered: beyond
+// that the relay stops reading the stream (PostgreSQL keeps the WAL) but keeps answering the
+// server, so a long Kafka outage does not make the walsender time out. The relay is "stalled"
+// when it has no replication stream or when records are waiting and nothing was acknowledged
+// for RELAY_STALL_AFTER; /readyz fails while stalled.
+//
+// # Outbox retention
+//
+// Logical decoding reads the WAL, not the table, so deleting an outbox row never loses its
+// event. Rows are kept as an audit trail and deleted by the relay once they are older than
+// RELAY_RETENTION (default 24h, 0 keeps them forever) and older than the commit time of the
+// last confirmed transaction, in batches, every RELAY_MAINTAIN_INTERVAL. Debezium's pattern
+// (insert and delete in the writing transaction) would also work with this relay.
+//
+// # Metrics
+//
+//   - connect_relay_events_total: events acknowledged by Kafka (replays included).
+//   - connect_relay_lag_seconds: now minus the commit time of the oldest transaction not yet
+//     confirmed, 0 when caught up. (The age of the last confirmed transaction would jump to
+//     the length of any quiet period as soon as a new event arrives; the oldest unconfirmed
+//     commit is what lag means to a consumer.)
+//   - connect_relay_retained_wal_bytes: pg_current_wal_lsn() - confirmed_flush_lsn of the slot.
+//   - connect_relay_last_ack_timestamp: Unix time of the last Kafka acknowledgement.
+//   - connect_relay_reconnects_total{target="postgres"|"kafka"}: replication sessions started
+//     again after a failure; failed Kafka broker connection attempts.
+//   - connect_relay_stalled: 1 while stalled, else 0.
+//   - connect_relay_invalid_rows_total: rows sent to the dead-letter topic.
+//
+// # Configuration
+//
+// See [Config]: DATABASE_URL, KAFKA_BROKERS, RELAY_SLOT, RELAY_PUBLICATION, PORT and the
+// tuning variables above.
+package main

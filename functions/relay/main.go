@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/myscrollr/connect/shared/runtime"
+)
+
+func main() { runtime.Main("relay", setup) }
+
+// setup starts the relay in the background for the life of ctx (the process's signal
+// context); Close waits for it to drain.
+func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
+	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	r, err := New(cfg, Deps{Logger: d.Logger, Registry: d.Registry})
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return runtime.Function{
+		Name:  "relay",
+		Ready: r.Ready,
+		Close: func() error { return <-done },
+	}, nil
+}
