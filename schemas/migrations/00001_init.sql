@@ -46,7 +46,8 @@ CREATE TABLE integrations (
     health_status     text NOT NULL DEFAULT 'unknown'
                       CHECK (health_status IN ('unknown', 'healthy', 'degraded', 'offline')),
     uptime_30d        numeric(5, 2) CHECK (uptime_30d BETWEEN 0 AND 100),
-    rating_avg        numeric(3, 2) CHECK (rating_avg BETWEEN 1 AND 5),
+    -- Average rating; 0 while there are no reviews (rating_count = 0).
+    rating_avg        numeric(3, 2) NOT NULL DEFAULT 0 CHECK (rating_avg = 0 OR rating_avg BETWEEN 1 AND 5),
     rating_count      integer NOT NULL DEFAULT 0 CHECK (rating_count >= 0),
     install_count     bigint NOT NULL DEFAULT 0 CHECK (install_count >= 0),
     created_at        timestamptz NOT NULL DEFAULT now(),
@@ -60,13 +61,15 @@ CREATE TABLE integrations (
     CHECK (NOT is_published OR published_at IS NOT NULL)
 );
 
--- Catalog access paths: published listings by type/category, sorted by popularity, rating or
--- recency; full-text search; tag filters; a developer's own listings.
-CREATE INDEX integrations_published_type_idx ON integrations (type, install_count DESC, id) WHERE is_published;
-CREATE INDEX integrations_published_category_idx ON integrations (category, install_count DESC, id) WHERE is_published;
-CREATE INDEX integrations_published_recent_idx ON integrations (published_at DESC, id) WHERE is_published;
-CREATE INDEX integrations_published_rating_idx ON integrations (rating_avg DESC NULLS LAST, id) WHERE is_published;
-CREATE INDEX integrations_published_popular_idx ON integrations (install_count DESC, id) WHERE is_published;
+-- Catalog access paths: published listings sorted by popularity, rating, recency or name,
+-- paged by keyset (sort key, id), optionally filtered by type or category; full-text search;
+-- tag filters; a developer's own listings.
+CREATE INDEX integrations_published_popular_idx ON integrations (install_count DESC, id DESC) WHERE is_published;
+CREATE INDEX integrations_published_rating_idx ON integrations (rating_avg DESC, id DESC) WHERE is_published;
+CREATE INDEX integrations_published_recent_idx ON integrations (published_at DESC, id DESC) WHERE is_published;
+CREATE INDEX integrations_published_name_idx ON integrations (display_name, id) WHERE is_published;
+CREATE INDEX integrations_published_type_idx ON integrations (type, install_count DESC, id DESC) WHERE is_published;
+CREATE INDEX integrations_published_category_idx ON integrations (category, install_count DESC, id DESC) WHERE is_published;
 CREATE INDEX integrations_search_idx ON integrations USING gin (search);
 CREATE INDEX integrations_tags_idx ON integrations USING gin (tags);
 CREATE INDEX integrations_developer_idx ON integrations (developer_id);

@@ -32,7 +32,8 @@ import (
 
 // Options configure Start. The zero value works.
 type Options struct {
-	// Parent is the directory the cluster's temporary directory is made in; default os.TempDir().
+	// Parent is the directory the cluster's temporary directory is made in; default
+	// os.TempDir(). Ignored when running as root (the postgres user could not reach it).
 	Parent string
 	// Port names the socket file (.s.PGSQL.<port>); default 5432. No TCP port is opened.
 	Port int
@@ -74,7 +75,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(opts.Parent, "connect-pg-")
+	parent := opts.Parent
+	if os.Geteuid() == 0 {
+		// The server runs as postgres, which must be able to reach the directory; a parent made
+		// by MkdirTemp (mode 0700, root) is not traversable, os.TempDir() is.
+		parent = ""
+	}
+	dir, err := os.MkdirTemp(parent, "connect-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: temp dir: %w", err)
 	}
@@ -251,4 +258,14 @@ func postgresUser() (*syscall.Credential, error) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// PID is the process id of the running server (postmaster), or 0 when it is stopped.
+func (c *Cluster) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
 }

@@ -1,0 +1,52 @@
+# MyScrollr Connect. `make dev` runs the marketplace locally, `make test` runs every test.
+# Every target loops over the workspace modules listed in go.work.
+
+MODULES   := events functions infra/local schemas shared tests wasmhost
+FUNCTIONS := $(notdir $(patsubst %/main.go,%,$(wildcard functions/*/main.go)))
+GO        ?= go
+# Tests that start PostgreSQL clusters and Kafka clusters in process; 2 packages at a time
+# keeps a 2-core machine responsive.
+TESTFLAGS ?= -p 2 -timeout 15m
+BENCHTIME ?= 1s
+BENCHOUT  ?= bench/results
+
+.PHONY: dev test test-short bench lint check build tidy generate fmt clean
+
+dev:
+	$(GO) run ./infra/local/cmd/connect-dev
+
+test:
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test $(TESTFLAGS) ./...); done
+
+test-short:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -short $(TESTFLAGS) ./...); done
+
+bench:
+	@mkdir -p $(BENCHOUT)
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...); done | tee $(BENCHOUT)/go-bench.txt
+	$(GO) run ./tests/coldstart/cmd/coldstart -out $(BENCHOUT)/coldstart.json
+
+build:
+	@mkdir -p bin
+	@set -e; for f in $(FUNCTIONS); do echo "bin/$$f"; $(GO) build -trimpath -o bin/$$f ./functions/$$f; done
+
+lint:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+
+fmt:
+	gofmt -w $(MODULES)
+
+tidy:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done
+
+generate:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) generate ./...); done
+
+# check fails when formatting, tidying or generating changes the tree, or lint fails.
+check: fmt tidy generate lint
+	@git diff --exit-code --stat || (echo "make check: the tree changed; commit the result" && exit 1)
+	@test -z "$$(git status --porcelain --untracked-files=normal)" || (git status --short; echo "make check: untracked or modified files" && exit 1)
+
+clean:
+	rm -rf bin .dev

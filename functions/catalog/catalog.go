@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/myscrollr/connect/shared/httpx"
+)
+
+// Listing is one integration as the catalog shows it.
+type Listing struct {
+	ID               string    `json:"id"`
+	Name             string    `json:"name"`
+	DisplayName      string    `json:"display_name"`
+	Type             string    `json:"type"`
+	DeliveryMode     *string   `json:"delivery_mode,omitempty"`
+	Description      string    `json:"description"`
+	Category         string    `json:"category"`
+	Tags             []string  `json:"tags"`
+	VerificationTier string    `json:"verification_tier"`
+	Pricing          Pricing   `json:"pricing"`
+	Health           Health    `json:"health"`
+	Rating           Rating    `json:"rating"`
+	InstallCount     int64     `json:"install_count"`
+	CurrentVersion   *string   `json:"current_version,omitempty"`
+	PublishedAt      time.Time `json:"published_at"`
+}
+
+// Pricing is what a listing costs: integer cents in a currency.
+type Pricing struct {
+	Model      string `json:"model"`
+	PriceCents int64  `json:"price_cents"`
+	Currency   string `json:"currency"`
+}
+
+// Health is the last known status and the 30-day uptime in percent (null before any probe).
+type Health struct {
+	Status    string   `json:"status"`
+	Uptime30d *float64 `json:"uptime_30d"`
+}
+
+// Rating is the average of the reviews (0 when there are none) and their count.
+type Rating struct {
+	Average float64 `json:"average"`
+	Count   int     `json:"count"`
+}
+
+// Page is one page of listings; NextCursor is empty on the last page.
+type Page struct {
+	Items      []Listing `json:"items"`
+	NextCursor string    `json:"next_cursor,omitempty"`
+}
+
+const (
+	defaultLimit = 20
+	maxLimit     = 100
+	maxQueryLen  = 200
+	maxTags      = 5
+)
+
+// sortSpec says how one sort order is expressed in SQL and in a cursor.
+type sortSpec struct {
+	expr string // the sort key (before id)
+	cast string // how the cursor's key is cast back
+	asc  bool
+}
+
+var sorts = map[string]sortSpec{
+	"popular":   {expr: "install_count", cast: "bigint"},
+	"rating":    {expr: "rating_avg", cast: "numeric"},
+	"newest":    {expr: "published_at", cast: "timestamptz"},
+	"name":      {expr: "display_name", cast: "text", asc: true},
+	"relevance": {expr: "ts_rank(search, " + tsQuery + ")", cast: "real"},
+}
+
+const tsQuery = "(websearch_to_tsquery('simple', @q) || websearch_to_tsquery('english', @q))"
+
+var (
+	allowedParams = map[string]bool{"q": true, "type": true, "category": true, "tag": true,
+		"pricing": true, "tier": true, "delivery_mode": true, "sort": true, "limit": true, "cursor": true}
+	enumParams = map[string][]string{
+		"type":          {"data_source", "widget", "app"},
+		"pricing":       {"free", "paid", "one_time", "subscription"},
+		"tier":          {"unverified", "verified", "official"},
+		"delivery_mode": {"pull", "push"},
+		"sort":          {"popular", "rating", "newest", "name", "relevance"},
+	}
+	slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+)
+
+// query is a validated list request.
+type query struct {
+	q, typ, category, pricing, tier, mode, sort string
+	tags                                        []string
+	limit                                       int
+	after                                       *cursor
+}
+
+type cursor struct {
+	Sort string `json:"s"`
+	Key  string `json:"k"`
+	ID   string `json:"id"`
+}
+
+// parseQuery validates the query string, naming every bad parameter.
+func parseQuery(v url.Values) (query, error) {
+	var q query
+	var bad []httpx.FieldError
+	fail := func(field, reason string) { bad = append(bad, httpx.FieldError{Field: field, Reason: reason}) }
+	for name, vals := range v {
+		if !allowedParams[name] {
+			fail(name, "unknown query parameter")
+			continue
+		}
+		if name != "tag" && len(vals) > 1 {
+			fail(name, "given more than once")
+		}
+	}
+	for name, allowed := range enumParams {
+		val := v.Get(name)
+		if val == "" {
+			continue
+		}
+		if !slices.Contains(allowed, val) {
+			fail(name, "must be one of "+strings.Join(allowed, ", "))
+		}
+	}
+	q.q = strings.TrimSpace(v.Get("q"))
+	if len(q.q) > maxQueryLen {
+		fail("q", fmt.Sprintf("at most %d characters", maxQueryLen))
+	}
+	q.typ, q.pricing, q.tier, q.mode = v.Get("type"), v.Get("pricing"), v.Get("tier"), v.Get("delivery_mode")
+	if q.category = v.Get("category"); q.category != "" && !slugRE.MatchString(q.category) {
+		fail("category", "must be a category slug (lower-case letters, digits and dashes)")
+	}
+	q.tags = v["tag"]
+	if len(q.tags) > maxTags {
+		fail("tag", fmt.Sprintf("at most %d tags", maxTags))
+	}
+	for _, t := range q.tags {
+		if !slugRE.MatchString(t) {
+			fail("tag", fmt.Sprintf("%q is not a tag (lower-case letters, digits and dashes)", truncate(t, 40)))
+			break
+		}
+	}
+	q.limit = defaultLimit
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLimit {
+			fail("limit", fmt.Sprintf("must be an integer from 1 to %d", maxLimit))
+		}
+		q.limit = n
+	}
+	q.sort = v.Get("sort")
+	switch {
+	case q.sort == "" && q.q != "":
+		q.sort = "relevance"
+	case q.sort == "":
+		q.sort = "popular"
+	case q.sort == "relevance" && q.q == "":
+		fail("sort", "relevance needs a search query q")
+	}
+	if s := v.Get("cursor"); s != "" {
+		c, err := decodeCursor(s)
+		if err != nil {
+			fail("cursor", err.Error())
+		} else if c.Sort != q.sort {
+			fail("cursor", "was made for sort="+c.Sort+"; keep the same sort when paging")
+		} else {
+			q.after = &c
+		}
+	}
+	if len(bad) > 0 {
+		return q, httpx.BadRequest("invalid query parameters", bad...)
+	}
+	return q, nil
+}
+
+func decodeCursor(s string) (cursor, error) {
+	var c cursor
+	if len(s) > 512 {
+		return c, errors.New("too long")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return c, errors.New("not a cursor from this API")
+	}
+	if err := json.Unmarshal(raw, &c); err != nil || c.ID == "" || sorts[c.Sort].expr == "" {
+		return c, errors.New("not a cursor from this API")
+	}
+	return c, nil
+}
+
+func (c cursor) encode() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Store reads the catalog.
+type Store struct{ pool *pgxpool.Pool }
+
+const listingColumns = `id::text, name, display_name, type, delivery_mode, description, category, tags,
+	verification_tier, pricing_model, price_cents, currency, health_status, uptime_30d::float8,
+	rating_avg::float8, rating_count, install_count, current_version, published_at`
+
+// List returns one page of published listings.
+func (s *Store) List(ctx context.Context, q query) (Page, error) {
+	spec := sorts[q.sort]
+	where := []string{"is_published"}
+	args := pgx.NamedArgs{"limit": q.limit + 1}
+	if q.q != "" {
+		where = append(where, "search @@ "+tsQuery)
+		args["q"] = q.q
+	}
+	add := func(cond, name string, val any) {
+		where = append(where, cond)
+		args[name] = val
+	}
+	if q.typ != "" {
+		add("type = @type", "type", q.typ)
+	}
+	if q.category != "" {
+		add("category = @category", "category", q.category)
+	}
+	if len(q.tags) > 0 {
+		add("tags @> @tags", "tags", q.tags)
+	}
+	if q.tier != "" {
+		add("verification_tier = @tier", "tier", q.tier)
+	}
+	if q.mode != "" {
+		add("delivery_mode = @mode", "mode", q.mode)
+	}
+	switch q.pricing {
+	case "":
+	case "paid":
+		where = append(where, "pricing_model <> 'free'")
+	default:
+		add("pricing_model = @pricing", "pricing", q.pricing)
+	}
+	dir, cmp := "DESC", "<"
+	if spec.asc {
+		dir, cmp = "ASC", ">"
+	}
+	if q.after != nil {
+		where = append(where, fmt.Sprintf("(%s, id) %s (@after_key::%s, @after_id::uuid)", spec.expr, cmp, spec.cast))
+		args["after_key"], args["after_id"] = q.after.Key, q.after.ID
+	}
+	sql := fmt.Sprintf("SELECT %s, (%s)::text AS sort_key FROM integrations WHERE %s ORDER BY %s %s, id %s LIMIT @limit",
+		listingColumns, spec.expr, strings.Join(where, " AND "), spec.expr, dir, dir)
+	rows, err := s.pool.Query(ctx, sql, args)
+	if err != nil {
+		return Page{}, fmt.Errorf("catalog: list: %w", err)
+	}
+	page := Page{Items: []Listing{}}
+	var keys []string
+	for rows.Next() {
+		var l Listing
+		var key string
+		if err := rows.Scan(listingDest(&l, &key)...); err != nil {
+			rows.Close()
+			return Page{}, fmt.Errorf("catalog: scan: %w", err)
+		}
+		page.Items = append(page.Items, l)
+		keys = append(keys, key)
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("catalog: list: %w", err)
+	}
+	if len(page.Items) > q.limit {
+		page.Items = page.Items[:q.limit]
+		page.NextCursor = cursor{Sort: q.sort, Key: keys[q.limit-1], ID: page.Items[q.limit-1].ID}.encode()
+	}
+	return page, nil
+}
+
+// Get returns the published listing named name.
+func (s *Store) Get(ctx context.Context, name string) (Listing, error) {
+	var l Listing
+	var key string
+	err := s.pool.QueryRow(ctx, "SELECT "+listingColumns+", ''::text FROM integrations WHERE is_published AND name = $1", name).
+		Scan(listingDest(&l, &key)...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return l, httpx.NotFound(fmt.Sprintf("no published integration is named %q", name))
+	}
+	if err != nil {
+		return l, fmt.Errorf("catalog: get %s: %w", name, err)
+	}
+	return l, nil
+}
+
+func listingDest(l *Listing, key *string) []any {
+	return []any{&l.ID, &l.Name, &l.DisplayName, &l.Type, &l.DeliveryMode, &l.Description, &l.Category, &l.Tags,
+		&l.VerificationTier, &l.Pricing.Model, &l.Pricing.PriceCents, &l.Pricing.Currency, &l.Health.Status,
+		&l.Health.Uptime30d, &l.Rating.Average, &l.Rating.Count, &l.InstallCount, &l.CurrentVersion, &l.PublishedAt, key}
+}
+
+// Routes is the catalog's HTTP API.
+func Routes(store *Store) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/integrations", httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		values, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return httpx.BadRequest("malformed query string", httpx.FieldError{Field: "query", Reason: "not valid URL encoding"})
+		}
+		q, err := parseQuery(values)
+		if err != nil {
+			return err
+		}
+		page, err := store.List(r.Context(), q)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "public, max-age=30")
+		httpx.WriteJSON(w, http.StatusOK, page)
+		return nil
+	}))
+	mux.Handle("GET /v1/integrations/{name}", httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		name := r.PathValue("name")
+		if !slugRE.MatchString(name) {
+			return httpx.BadRequest("invalid integration name", httpx.FieldError{Field: "name",
+				Reason: "must be lower-case letters, digits and dashes, starting with a letter or digit"})
+		}
+		l, err := store.Get(r.Context(), name)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "public, max-age=30")
+		httpx.WriteJSON(w, http.StatusOK, l)
+		return nil
+	}))
+	return mux
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

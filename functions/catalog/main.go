@@ -1,0 +1,43 @@
+// Command catalog serves the published catalog of MyScrollr Connect: GET /v1/integrations
+// (search, filter, sort and keyset paging) and GET /v1/integrations/{name}.
+//
+// Configuration (environment):
+//
+//	DATABASE_URL   PostgreSQL connection URL (required)
+//	PORT           listen port (default 8080)
+//	LOG_LEVEL      debug, info, warn, error (default info)
+//
+// Paging is by keyset: next_cursor is an opaque token holding the sort key and id of the last
+// item, so a page is an index range scan however deep the client pages, and items inserted
+// meanwhile do not shift pages. A cursor is only valid with the sort it was made for.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/runtime"
+)
+
+func main() {
+	runtime.Main("catalog", setup)
+}
+
+func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
+	url := os.Getenv("DATABASE_URL")
+	if url == "" {
+		return runtime.Function{}, fmt.Errorf("catalog: DATABASE_URL is required")
+	}
+	pool, err := db.Open(ctx, url)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	return runtime.Function{
+		Name:  "catalog",
+		HTTP:  Routes(&Store{pool: pool}),
+		Ready: pool.Ping,
+		Close: func() error { pool.Close(); return nil },
+	}, nil
+}

@@ -1,0 +1,73 @@
+// Command connect-dev runs the whole marketplace on this machine (`make dev`). See package
+// stack for what it starts and the environment variables it reads; it prints where everything
+// is and stops everything on Ctrl-C.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/myscrollr/connect/infra/local/stack"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	root, err := repoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "connect-dev:", err)
+		os.Exit(1)
+	}
+	cfg := stack.FromEnv(root)
+	cfg.Logger = log
+	s, err := stack.Start(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "connect-dev:", err)
+		os.Exit(1)
+	}
+	fmt.Printf(`
+MyScrollr Connect is running.
+
+  front door     %s
+  database       %s
+  kafka          %s
+  stripe API     %s
+
+Try:
+  curl '%s/v1/integrations'
+  curl '%s/v1/integrations?q=crypto&sort=relevance'
+
+Ctrl-C stops everything and removes the temporary files.
+`, s.URL, s.DatabaseURL, strings.Join(s.Brokers, ","), s.StripeAPIBase, s.URL, s.URL)
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "\nstopping...")
+	if err := s.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "connect-dev: stop:", err)
+		os.Exit(1)
+	}
+}
+
+// repoRoot walks up from the working directory to the folder holding go.work.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.work not found above the working directory; run from the repository")
+		}
+		dir = parent
+	}
+}

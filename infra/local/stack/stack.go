@@ -1,0 +1,289 @@
+// Package stack runs the whole marketplace on one machine: what `make dev` starts and what the
+// end-to-end tests start in process.
+//
+// It starts, each unless an external one is configured: a throwaway PostgreSQL cluster
+// (DATABASE_URL), franz-go's in-process Kafka cluster kfake (KAFKA_BROKERS) and stripe-mock
+// (STRIPE_API_BASE). It applies the migrations, builds every function under functions/ and runs
+// each as its own process on a free port, and serves one front door that routes /v1/... to the
+// functions. Stop (or cancelling the context given to Start) stops every process and removes
+// every temporary directory.
+//
+// Defaults follow DESIGN.md section 7: front door 127.0.0.1:8080, Kafka 127.0.0.1:9092,
+// stripe-mock 127.0.0.1:12111. Tests set every address to port 0 to get free ports.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/pgcluster"
+)
+
+// Config says what to start. The zero value is not valid; use FromEnv or fill Root.
+type Config struct {
+	// Root is the repository root (holds functions/, infra/).
+	Root string
+	// Addr is the front door's listen address (FRONT_DOOR_ADDR, default 127.0.0.1:8080).
+	Addr string
+	// DatabaseURL uses an existing PostgreSQL (DATABASE_URL); empty starts a throwaway cluster.
+	DatabaseURL string
+	// KafkaBrokers uses an existing Kafka (KAFKA_BROKERS, comma-separated); empty starts kfake.
+	KafkaBrokers []string
+	// KafkaAddr is where kfake listens (KAFKA_ADDR, default 127.0.0.1:9092).
+	KafkaAddr string
+	// StripeAPIBase uses an existing Stripe API (STRIPE_API_BASE); empty starts stripe-mock.
+	StripeAPIBase string
+	// StripeMockAddr is where stripe-mock listens for HTTP (STRIPE_MOCK_ADDR, default
+	// 127.0.0.1:12111); its HTTPS port is the next one.
+	StripeMockAddr string
+	// Functions limits which functions run (FUNCTIONS, comma-separated); empty runs all.
+	Functions []string
+	// WorkDir holds binaries and temporary state; empty makes a temporary directory that Stop
+	// removes.
+	WorkDir string
+	Logger  *slog.Logger
+}
+
+// FromEnv reads the configuration from the environment, with the local defaults.
+func FromEnv(root string) Config {
+	c := Config{
+		Root:           root,
+		Addr:           envOr("FRONT_DOOR_ADDR", "127.0.0.1:8080"),
+		DatabaseURL:    os.Getenv("DATABASE_URL"),
+		KafkaAddr:      envOr("KAFKA_ADDR", "127.0.0.1:9092"),
+		StripeAPIBase:  os.Getenv("STRIPE_API_BASE"),
+		StripeMockAddr: envOr("STRIPE_MOCK_ADDR", "127.0.0.1:12111"),
+	}
+	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
+		c.KafkaBrokers = strings.Split(b, ",")
+	}
+	if f := os.Getenv("FUNCTIONS"); f != "" {
+		c.Functions = strings.Split(f, ",")
+	}
+	return c
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// Stack is a running marketplace.
+type Stack struct {
+	cfg Config
+	log *slog.Logger
+
+	// URL is the front door, DatabaseURL the database, Brokers the Kafka bootstrap servers,
+	// StripeAPIBase the Stripe API the functions use.
+	URL           string
+	DatabaseURL   string
+	Brokers       []string
+	StripeAPIBase string
+	// Functions maps a function name to its base URL (behind the front door).
+	Functions map[string]string
+
+	workDir   string
+	ownWork   bool
+	pg        *pgcluster.Cluster
+	kafka     *kfake.Cluster
+	procs     []*process
+	frontDoor *http.Server
+	stopOnce  sync.Once
+	stopErr   error
+}
+
+// Start brings the marketplace up. On error everything started so far is stopped.
+func Start(ctx context.Context, cfg Config) (*Stack, error) {
+	s := &Stack{cfg: cfg, log: cfg.Logger, Functions: map[string]string{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := s.start(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) start(ctx context.Context) error {
+	if s.cfg.Root == "" {
+		return errors.New("stack: Root (the repository root) is required")
+	}
+	s.workDir = s.cfg.WorkDir
+	if s.workDir == "" {
+		d, err := os.MkdirTemp("", "connect-dev-")
+		if err != nil {
+			return err
+		}
+		s.workDir, s.ownWork = d, true
+	}
+
+	// Build while the servers start: compiling dominates start-up.
+	names, err := s.functionNames()
+	if err != nil {
+		return err
+	}
+	built := make(chan error, 1)
+	go func() { built <- buildFunctions(ctx, s.cfg.Root, filepath.Join(s.workDir, "bin"), names, s.log) }()
+
+	if err := s.startPostgres(ctx); err != nil {
+		<-built
+		return err
+	}
+	if err := s.startKafka(); err != nil {
+		<-built
+		return err
+	}
+	if err := <-built; err != nil {
+		return err
+	}
+	if err := s.startStripe(ctx); err != nil {
+		return err
+	}
+	env := s.functionEnv()
+	for _, name := range names {
+		p, err := startFunction(ctx, name, filepath.Join(s.workDir, "bin", name), env, s.log)
+		if err != nil {
+			return err
+		}
+		s.procs = append(s.procs, p)
+		s.Functions[name] = p.url
+	}
+	for _, p := range s.procs {
+		if err := p.waitReady(ctx, 60*time.Second); err != nil {
+			return err
+		}
+	}
+	return s.startFrontDoor()
+}
+
+func (s *Stack) functionNames() ([]string, error) {
+	mains, err := filepath.Glob(filepath.Join(s.cfg.Root, "functions", "*", "main.go"))
+	if err != nil {
+		return nil, err
+	}
+	var all []string
+	for _, m := range mains {
+		all = append(all, filepath.Base(filepath.Dir(m)))
+	}
+	sort.Strings(all)
+	if len(s.cfg.Functions) == 0 {
+		return all, nil
+	}
+	for _, want := range s.cfg.Functions {
+		found := false
+		for _, n := range all {
+			found = found || n == want
+		}
+		if !found {
+			return nil, fmt.Errorf("stack: FUNCTIONS names %q, but functions/%s/main.go does not exist (have %s)", want, want, strings.Join(all, ", "))
+		}
+	}
+	return s.cfg.Functions, nil
+}
+
+func (s *Stack) startPostgres(ctx context.Context) error {
+	s.DatabaseURL = s.cfg.DatabaseURL
+	if s.DatabaseURL == "" {
+		c, err := pgcluster.Start(ctx, pgcluster.Options{Parent: s.workDir, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		s.pg = c
+		s.DatabaseURL = c.URL("postgres")
+	}
+	if _, err := db.MigrateWithLog(ctx, s.DatabaseURL, s.log); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Topics every run has.
+var Topics = []string{"connect.events", "connect.events.dlq", "connect.data", "connect.data.dlq"}
+
+func (s *Stack) startKafka() error {
+	if len(s.cfg.KafkaBrokers) > 0 {
+		s.Brokers = s.cfg.KafkaBrokers
+		return nil
+	}
+	_, portStr, err := net.SplitHostPort(s.cfg.KafkaAddr)
+	if err != nil {
+		return fmt.Errorf("stack: KAFKA_ADDR %q: %w", s.cfg.KafkaAddr, err)
+	}
+	var port int
+	fmt.Sscan(portStr, &port)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(8), kfake.SeedTopics(8, Topics...))
+	if err != nil {
+		return fmt.Errorf("stack: start kafka on %s: %w", s.cfg.KafkaAddr, err)
+	}
+	s.kafka = c
+	s.Brokers = c.ListenAddrs()
+	s.log.Info("kafka started (kfake)", "brokers", strings.Join(s.Brokers, ","))
+	return nil
+}
+
+func (s *Stack) functionEnv() []string {
+	return []string{
+		"DATABASE_URL=" + s.DatabaseURL,
+		"KAFKA_BROKERS=" + strings.Join(s.Brokers, ","),
+		"STRIPE_API_BASE=" + s.StripeAPIBase,
+		"LOG_LEVEL=" + envOr("LOG_LEVEL", "info"),
+	}
+}
+
+// Stop stops every process and server and removes the temporary directories.
+func (s *Stack) Stop() error {
+	s.stopOnce.Do(func() {
+		var errs []error
+		if s.frontDoor != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, s.frontDoor.Shutdown(ctx))
+			cancel()
+		}
+		for i := len(s.procs) - 1; i >= 0; i-- {
+			errs = append(errs, s.procs[i].stop(10*time.Second))
+		}
+		if s.kafka != nil {
+			s.kafka.Close()
+		}
+		if s.pg != nil {
+			errs = append(errs, s.pg.Stop())
+		}
+		if s.ownWork {
+			errs = append(errs, os.RemoveAll(s.workDir))
+		}
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
+
+// PIDs are the process ids of every child process (functions, helpers, PostgreSQL).
+func (s *Stack) PIDs() []int {
+	var pids []int
+	for _, p := range s.procs {
+		pids = append(pids, p.cmd.Process.Pid)
+	}
+	if s.pg != nil {
+		pids = append(pids, s.pg.PID())
+	}
+	return pids
+}
+
+// WorkDir is the directory holding the binaries and temporary state.
+func (s *Stack) WorkDir() string { return s.workDir }

@@ -1,0 +1,141 @@
+// Package e2e runs the whole marketplace through the local runtime (package stack), the way
+// `make dev` runs it, and checks it from the outside.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/myscrollr/connect/infra/local/stack"
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "go.work")); err != nil {
+		t.Fatalf("repository root not found at %s", dir)
+	}
+	return dir
+}
+
+// startStack runs the marketplace on free ports and stops it when the test ends.
+func startStack(t *testing.T, functions ...string) *stack.Stack {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and starts the whole marketplace")
+	}
+	work := t.TempDir()
+	cfg := stack.Config{
+		Root:           repoRoot(t),
+		Addr:           "127.0.0.1:0",
+		KafkaAddr:      "127.0.0.1:0",
+		StripeMockAddr: "127.0.0.1:0",
+		Functions:      functions,
+		WorkDir:        work,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s, err := stack.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stop stack: %v", err)
+		}
+	})
+	return s
+}
+
+// The first form of make dev: the catalog answers through the front door from a real database,
+// and stopping leaves no process and no directory behind.
+func TestCatalogThroughFrontDoor(t *testing.T) {
+	s := startStack(t, "catalog")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `INSERT INTO integrations (developer_id, name, display_name, type, delivery_mode, description, base_url, is_published, published_at)
+		VALUES ('dev_1', 'crypto-ticker', 'Crypto Ticker', 'data_source', 'pull', 'Live crypto prices', 'https://ticker.example', true, now())`)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	resp, err := http.Get(s.URL + "/v1/integrations?q=crypto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/integrations = %d %s", resp.StatusCode, body)
+	}
+	var page struct {
+		Items []struct{ Name string } `json:"items"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil || len(page.Items) != 1 || page.Items[0].Name != "crypto-ticker" {
+		t.Fatalf("page = %s (%v)", body, err)
+	}
+
+	resp, err = http.Get(s.URL + "/v1/nothing-here")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+		t.Fatalf("unknown route = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// Stop leaves nothing behind: every child process is gone and the work directory removed.
+func TestStopCleansUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the whole marketplace")
+	}
+	cfg := stack.Config{Root: repoRoot(t), Addr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
+		StripeMockAddr: "127.0.0.1:0", Functions: []string{"catalog"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s, err := stack.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := s.PIDs()
+	dir := s.WorkDir()
+	if len(pids) < 2 {
+		t.Fatalf("pids = %v; want the catalog, stripe-mock and postgres", pids)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
+			if st, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat")); !strings.Contains(string(st), ") Z ") {
+				t.Errorf("process %d still running after Stop", pid)
+			}
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("work dir %s still exists after Stop (err=%v)", dir, err)
+	}
+}
