@@ -30,16 +30,18 @@
 //
 // # Draining
 //
-// When the serve context ends (SIGTERM in Main), readiness fails at once, requests keep being
-// served until a quiet period (DRAIN_TIMEOUT, default 30s) passes with no new non-probe
-// request, then the server shuts down, letting in-flight requests finish (bounded by
-// SHUTDOWN_TIMEOUT), and Function.Close runs. These are the semantics of knative.dev/pkg's
-// network/handlers.Drainer, reimplemented here (drain.go) because that package imports
-// knative.dev/pkg/network, which drags in zap, klog, k8s.io/apimachinery and golang.org/x/net
-// http2 (34 non-standard packages) into every function binary, and its Drainer only fails
-// probes that carry a kubelet User-Agent, whereas /readyz must fail for every caller (the local
-// runtime and the cold-start bench are not kubelets). Signal handling uses knative.dev/pkg/signals
-// (a leaf package: os/signal only; a second signal exits at once).
+// When the serve context ends (SIGTERM in Main), readiness fails at once; requests keep being
+// served until no request is in flight and a quiet period (DRAIN_TIMEOUT, default 30s) has
+// passed since the last non-probe request arrived or finished; then the server shuts down
+// (in-flight stragglers bounded by SHUTDOWN_TIMEOUT) and Function.Close runs. These are the
+// semantics of knative.dev/pkg's network/handlers.Drainer (quiet period restarted by each
+// request), plus "not while a request is in flight", reimplemented here (drain.go) because that
+// package imports knative.dev/pkg/network, which would add 24 non-standard packages (klog,
+// logr, k8s.io/apimachinery/pkg/util, k8s.io/utils/clock, golang.org/x/net/http2 and h2c) to
+// the runtime's 80 in every function binary, and its Drainer
+// only fails probes that carry a kubelet User-Agent, whereas /readyz must fail for every caller
+// (the local runtime and the cold-start bench are not kubelets). Signal handling uses
+// knative.dev/pkg/signals (a leaf package: os/signal only; a second signal exits at once).
 //
 // # Lambda
 //
