@@ -28,6 +28,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/myscrollr/connect/infra/local/idp"
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/pgcluster"
 )
@@ -49,6 +50,16 @@ type Config struct {
 	// StripeMockAddr is where stripe-mock listens for HTTP (STRIPE_MOCK_ADDR, default
 	// 127.0.0.1:12111); its HTTPS port is the next one.
 	StripeMockAddr string
+	// LogtoEndpoint uses a Logto (LOGTO_ENDPOINT); empty runs the development identity server
+	// on IdentityAddr (IDENTITY_ADDR, default 127.0.0.1:3001, issuer <endpoint>/oidc).
+	LogtoEndpoint string
+	IdentityAddr  string
+	// APIResource is the API resource indicator, the audience of access tokens
+	// (LOGTO_API_RESOURCE, default https://api.myscrollr.local).
+	APIResource string
+	// M2MAppID and M2MAppSecret are the Management API credentials used with an external Logto
+	// (LOGTO_M2M_APP_ID, LOGTO_M2M_APP_SECRET).
+	M2MAppID, M2MAppSecret string
 	// Functions limits which functions run (FUNCTIONS, comma-separated); empty runs all.
 	Functions []string
 	// WorkDir holds binaries and temporary state; empty makes a temporary directory that Stop
@@ -66,6 +77,11 @@ func FromEnv(root string) Config {
 		KafkaAddr:      envOr("KAFKA_ADDR", "127.0.0.1:9092"),
 		StripeAPIBase:  os.Getenv("STRIPE_API_BASE"),
 		StripeMockAddr: envOr("STRIPE_MOCK_ADDR", "127.0.0.1:12111"),
+		LogtoEndpoint:  os.Getenv("LOGTO_ENDPOINT"),
+		IdentityAddr:   envOr("IDENTITY_ADDR", "127.0.0.1:3001"),
+		APIResource:    os.Getenv("LOGTO_API_RESOURCE"),
+		M2MAppID:       os.Getenv("LOGTO_M2M_APP_ID"),
+		M2MAppSecret:   os.Getenv("LOGTO_M2M_APP_SECRET"),
 	}
 	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
 		c.KafkaBrokers = strings.Split(b, ",")
@@ -94,6 +110,10 @@ type Stack struct {
 	DatabaseURL   string
 	Brokers       []string
 	StripeAPIBase string
+	// LogtoEndpoint is the identity server (issuer LogtoEndpoint+"/oidc"); APIResource the
+	// audience of access tokens.
+	LogtoEndpoint string
+	APIResource   string
 	// Functions maps a function name to its base URL (behind the front door).
 	Functions map[string]string
 
@@ -101,10 +121,15 @@ type Stack struct {
 	ownWork   bool
 	pg        *pgcluster.Cluster
 	kafka     *kfake.Cluster
-	procs     []*process
-	frontDoor *http.Server
-	stopOnce  sync.Once
-	stopErr   error
+	idp       *idp.Server
+	m2mID     string
+	m2mSecret string
+
+	stopIdentity func()
+	procs        []*process
+	frontDoor    *http.Server
+	stopOnce     sync.Once
+	stopErr      error
 }
 
 // Start brings the marketplace up. On error everything started so far is stopped.
@@ -146,6 +171,10 @@ func (s *Stack) start(ctx context.Context) error {
 		return err
 	}
 	if err := s.startKafka(); err != nil {
+		<-built
+		return err
+	}
+	if err := s.startIdentity(ctx); err != nil {
 		<-built
 		return err
 	}
@@ -243,6 +272,10 @@ func (s *Stack) functionEnv() []string {
 		"DATABASE_URL=" + s.DatabaseURL,
 		"KAFKA_BROKERS=" + strings.Join(s.Brokers, ","),
 		"STRIPE_API_BASE=" + s.StripeAPIBase,
+		"LOGTO_ENDPOINT=" + s.LogtoEndpoint,
+		"LOGTO_API_RESOURCE=" + s.APIResource,
+		"LOGTO_M2M_APP_ID=" + s.m2mID,
+		"LOGTO_M2M_APP_SECRET=" + s.m2mSecret,
 		"LOG_LEVEL=" + envOr("LOG_LEVEL", "info"),
 	}
 }
@@ -261,6 +294,9 @@ func (s *Stack) Stop() error {
 		}
 		if s.kafka != nil {
 			s.kafka.Close()
+		}
+		if s.stopIdentity != nil {
+			s.stopIdentity()
 		}
 		if s.pg != nil {
 			errs = append(errs, s.pg.Stop())

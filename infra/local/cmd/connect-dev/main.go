@@ -39,13 +39,16 @@ MyScrollr Connect is running.
   database       %s
   kafka          %s
   stripe API     %s
+  identity       %s  (issuer %s/oidc, API resource %s)
 
 Try:
   curl '%s/v1/integrations'
   curl '%s/v1/integrations?q=crypto&sort=relevance'
+  curl -X POST '%s/dev/token' -d '{"sub":"user-1","scope":"dashboard:read"}'   (a test access token)
 
 Ctrl-C stops everything and removes the temporary files.
-`, s.URL, s.DatabaseURL, strings.Join(s.Brokers, ","), s.StripeAPIBase, s.URL, s.URL)
+`, s.URL, s.DatabaseURL, strings.Join(s.Brokers, ","), s.StripeAPIBase,
+		s.LogtoEndpoint, s.LogtoEndpoint, s.APIResource, s.URL, s.URL, s.LogtoEndpoint)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping...")
 	if err := s.Stop(); err != nil {

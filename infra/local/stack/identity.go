@@ -1,0 +1,52 @@
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+
+	"github.com/myscrollr/connect/infra/local/idp"
+)
+
+// M2MAppID is the machine-to-machine application the functions use for the Logto Management
+// API in a local run.
+const M2MAppID = "connect-functions"
+
+// startIdentity runs the development identity server in process unless LOGTO_ENDPOINT points
+// at a Logto.
+func (s *Stack) startIdentity(ctx context.Context) error {
+	s.APIResource = s.cfg.APIResource
+	if s.APIResource == "" {
+		s.APIResource = idp.DefaultAPIResource
+	}
+	if s.cfg.LogtoEndpoint != "" {
+		s.LogtoEndpoint = strings.TrimSuffix(s.cfg.LogtoEndpoint, "/")
+		s.m2mID, s.m2mSecret = s.cfg.M2MAppID, s.cfg.M2MAppSecret
+		return nil
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	s.m2mID, s.m2mSecret = M2MAppID, hex.EncodeToString(b[:])
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	srv, done, err := idp.Start(ctx, s.cfg.IdentityAddr, idp.Config{
+		DevEndpoints: true,
+		Logger:       s.log,
+		Clients: []idp.Client{{
+			ID: s.m2mID, Secret: s.m2mSecret, Name: "MyScrollr Connect functions",
+			Type: "MachineToMachine", ManagementAPI: true,
+		}},
+	})
+	if err != nil {
+		cancel()
+		return err
+	}
+	s.idp = srv
+	s.stopIdentity = func() { cancel(); <-done }
+	s.LogtoEndpoint = strings.TrimSuffix(srv.Issuer(), "/oidc")
+	return nil
+}
+
+// Identity is the in-process development identity server, or nil when LOGTO_ENDPOINT is used.
+// Tests mint tokens with it.
+func (s *Stack) Identity() *idp.Server { return s.idp }
