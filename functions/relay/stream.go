@@ -142,7 +142,7 @@ func (s *stream) handle(msg pgproto3.BackendMessage) error {
 		return nil
 	case *pgproto3.ErrorResponse:
 		return fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(m))
-	case *pgproto3.CopyDone:
+	case *pgproto3.CopyDone, *pgproto3.CommandComplete, *pgproto3.ReadyForQuery:
 		return errors.New("server ended the replication stream")
 	case *pgproto3.NoticeResponse:
 		return nil
