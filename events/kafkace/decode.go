@@ -116,7 +116,26 @@ func decodeBinary(r *kgo.Record, ctIndex int) (cloudevents.Event, error) {
 	ec := &event.EventContextV1{}
 	var specSeen, sourceSeen bool
 	var dataContentType *string
+	// One string holds every header value; attributes are substrings of it (one allocation
+	// instead of one per attribute).
+	var sb strings.Builder
+	n := 0
+	for _, h := range r.Headers {
+		n += len(h.Value)
+	}
+	sb.Grow(n)
+	for _, h := range r.Headers {
+		sb.Write(h.Value)
+	}
+	values := sb.String()
+	off := 0
+	var ct string
 	for i, h := range r.Headers {
+		v := values[off : off+len(h.Value)]
+		off += len(h.Value)
+		if i == ctIndex {
+			ct = v
+		}
 		name, ok := ceName(h.Key)
 		if !ok {
 			continue // not a CloudEvents header: other metadata travels alongside
@@ -129,7 +148,6 @@ func decodeBinary(r *kgo.Record, ctIndex int) (cloudevents.Event, error) {
 				return cloudevents.Event{}, decodeErr(name, "duplicate header %s", quote(h.Key))
 			}
 		}
-		v := string(h.Value)
 		if reason := checkString(v); reason != "" {
 			return cloudevents.Event{}, decodeErr(name, "%s", reason)
 		}
@@ -149,7 +167,6 @@ func decodeBinary(r *kgo.Record, ctIndex int) (cloudevents.Event, error) {
 		return cloudevents.Event{}, decodeErr("specversion", "missing: no ce_specversion header, and the content-type is not application/cloudevents (structured mode)")
 	}
 	if ctIndex >= 0 {
-		ct := string(r.Headers[ctIndex].Value)
 		if reason := checkString(ct); reason != "" {
 			return cloudevents.Event{}, decodeErr("datacontenttype", "%s", reason)
 		}

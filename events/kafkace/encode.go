@@ -47,11 +47,13 @@ func Encode(e cloudevents.Event) (*kgo.Record, error) {
 		n++
 	}
 	r := &kgo.Record{Headers: make([]kgo.RecordHeader, 0, n)}
+	values := make([]string, 0, n) // header values, copied into one buffer at the end
 	add := func(name, value string) error {
 		if reason := checkString(value); reason != "" {
 			return fmt.Errorf("kafkace: encode: attribute %q: %s", name, reason)
 		}
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderPrefix + name, Value: []byte(value)})
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: headerKey(name)})
+		values = append(values, value)
 		return nil
 	}
 	if err := add("specversion", event.CloudEventsVersionV1); err != nil {
@@ -108,10 +110,42 @@ func Encode(e cloudevents.Event) (*kgo.Record, error) {
 		if reason := checkString(ct); reason != "" {
 			return nil, fmt.Errorf("kafkace: encode: attribute %q: %s", "datacontenttype", reason)
 		}
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderContentType, Value: []byte(ct)})
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderContentType})
+		values = append(values, ct)
+	}
+	size := 0
+	for _, v := range values {
+		size += len(v)
+	}
+	buf := make([]byte, 0, size)
+	for i, v := range values {
+		start := len(buf)
+		buf = append(buf, v...)
+		r.Headers[i].Value = buf[start:len(buf):len(buf)] // capped: appending to one cannot clobber the next
 	}
 	if data := e.Data(); len(data) > 0 {
 		r.Value = data
 	}
 	return r, nil
+}
+
+// headerKey avoids building the keys of the context attributes at run time.
+func headerKey(name string) string {
+	switch name {
+	case "specversion":
+		return "ce_specversion"
+	case "id":
+		return "ce_id"
+	case "source":
+		return "ce_source"
+	case "type":
+		return "ce_type"
+	case "subject":
+		return "ce_subject"
+	case "dataschema":
+		return "ce_dataschema"
+	case "time":
+		return "ce_time"
+	}
+	return HeaderPrefix + name
 }

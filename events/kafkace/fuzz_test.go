@@ -115,4 +115,3 @@ func recordsEqual(a, b *kgo.Record) bool {
 			return x.Key == y.Key && bytes.Equal(x.Value, y.Value)
 		})
 }
-
