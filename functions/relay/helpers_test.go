@@ -46,7 +46,7 @@ type bundle struct {
 	brokers []string
 }
 
-func newBundle(t *testing.T, kopts ...kfake.Opt) *bundle {
+func newBundle(t testing.TB, kopts ...kfake.Opt) *bundle {
 	t.Helper()
 	b := &bundle{url: pgtest.URL(t)}
 	var rnd [4]byte
@@ -87,7 +87,7 @@ func (b *bundle) config() Config {
 	return c
 }
 
-func dropSlot(t *testing.T, url, slot string) {
+func dropSlot(t testing.TB, url, slot string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
@@ -109,7 +109,7 @@ func dropSlot(t *testing.T, url, slot string) {
 }
 
 // testLogger writes to the test log only with -v (through t.Log would race after the end).
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -117,7 +117,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // startRelay runs a relay for cfg until the test ends.
-func startRelay(t *testing.T, cfg Config, d Deps) (*Relay, *prometheus.Registry) {
+func startRelay(t testing.TB, cfg Config, d Deps) (*Relay, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	if d.Registry == nil {
@@ -145,7 +145,7 @@ func startRelay(t *testing.T, cfg Config, d Deps) (*Relay, *prometheus.Registry)
 
 // waitFor polls cond until it holds; it fails the test after a generous minute (a hang, not
 // a speed check).
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for !cond() {
@@ -164,7 +164,7 @@ type collector struct {
 	stop func()
 }
 
-func collect(t *testing.T, brokers []string, topics ...string) *collector {
+func collect(t testing.TB, brokers []string, topics ...string) *collector {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))

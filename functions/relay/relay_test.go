@@ -171,3 +171,47 @@ func writeN(t *testing.T, b *bundle, agg string, n int) []string {
 	}
 	return ids
 }
+
+func TestRelayDeadLettersInvalidRowAndGoesOn(t *testing.T) {
+	b := newBundle(t)
+	ctx := context.Background()
+	got := collect(t, b.brokers, "connect.events", "connect.events.dlq")
+	r, _ := startRelay(t, b.config(), Deps{})
+	// Something bypassed shared/outbox: an extension name CloudEvents does not allow.
+	_, err := b.pool.Exec(ctx, `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, source, extensions)
+		VALUES ('0193a6f5-7b3c-7d4e-8f00-000000000001', 'test', 'bad', 'com.myscrollr.connect.test.bad', '{}', '/test', '{"Bad-Name": 1}')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := writeN(t, b, "good", 3)
+	waitFor(t, "good events after the bad row", func() bool { return got.has(ids...) })
+	waitFor(t, "dead letter", func() bool {
+		for _, rec := range got.records() {
+			if rec.Topic == "connect.events.dlq" && string(rec.Key) == "bad" {
+				return true
+			}
+		}
+		return false
+	})
+	if v := testutil.ToFloat64(r.m.invalid); v != 1 {
+		t.Fatalf("invalid_rows_total = %v", v)
+	}
+}
+
+func TestRelayDeletesRelayedRowsAfterRetention(t *testing.T) {
+	b := newBundle(t)
+	ctx := context.Background()
+	cfg := b.config()
+	cfg.Retention = time.Nanosecond // everything confirmed is old enough
+	got := collect(t, b.brokers, "connect.events")
+	startRelay(t, cfg, Deps{})
+	ids := writeN(t, b, "old", 10)
+	waitFor(t, "events", func() bool { return got.has(ids...) })
+	waitFor(t, "relayed rows deleted", func() bool {
+		var n int
+		if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
+}
