@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/runtime"
+)
+
+func main() {
+	runtime.Main("logto-webhook", setup)
+}
+
+func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
+	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	h, err := New(cfg, pool, d.Logger, time.Now)
+	if err != nil {
+		pool.Close()
+		return runtime.Function{}, err
+	}
+	return runtime.Function{
+		Name:  "logto-webhook",
+		HTTP:  h.Routes(),
+		Ready: pool.Ping,
+		Close: func() error { pool.Close(); return nil },
+	}, nil
+}
