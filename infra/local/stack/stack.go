@@ -60,6 +60,14 @@ type Config struct {
 	// M2MAppID and M2MAppSecret are the Management API credentials used with an external Logto
 	// (LOGTO_M2M_APP_ID, LOGTO_M2M_APP_SECRET).
 	M2MAppID, M2MAppSecret string
+	// ManifestsDir holds the Knative manifests the dispatcher follows; default
+	// <Root>/infra/knative.
+	ManifestsDir string
+	// ExtraServices maps Knative Service names to URLs of servers run outside the stack
+	// (tests register recorders this way). They take precedence over functions.
+	ExtraServices map[string]string
+	// DisablePings turns the PingSource schedules off (tests that drive ticks themselves).
+	DisablePings bool
 	// Functions limits which functions run (FUNCTIONS, comma-separated); empty runs all.
 	Functions []string
 	// WorkDir holds binaries and temporary state; empty makes a temporary directory that Stop
@@ -126,6 +134,7 @@ type Stack struct {
 	m2mSecret string
 
 	stopIdentity func()
+	stopEventing func() error
 	procs        []*process
 	frontDoor    *http.Server
 	stopOnce     sync.Once
@@ -197,6 +206,9 @@ func (s *Stack) start(ctx context.Context) error {
 		if err := p.waitReady(ctx, 60*time.Second); err != nil {
 			return err
 		}
+	}
+	if err := s.startEventing(ctx); err != nil {
+		return err
 	}
 	return s.startFrontDoor()
 }
@@ -288,6 +300,9 @@ func (s *Stack) Stop() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			errs = append(errs, s.frontDoor.Shutdown(ctx))
 			cancel()
+		}
+		if s.stopEventing != nil {
+			errs = append(errs, s.stopEventing())
 		}
 		for i := len(s.procs) - 1; i >= 0; i-- {
 			errs = append(errs, s.procs[i].stop(10*time.Second))

@@ -1,0 +1,56 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/myscrollr/connect/infra/local/dispatch"
+	"github.com/myscrollr/connect/infra/local/knative"
+)
+
+// startEventing runs the dispatcher: what Knative Eventing does with the manifests of
+// infra/knative (Broker Triggers, PingSources, KafkaSources), against this stack's Kafka and
+// functions.
+func (s *Stack) startEventing(ctx context.Context) error {
+	dir := s.cfg.ManifestsDir
+	if dir == "" {
+		dir = filepath.Join(s.cfg.Root, "infra", "knative")
+	}
+	m, err := knative.Load(dir)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() {
+		done <- dispatch.Run(ctx, dispatch.Config{
+			Brokers:      s.Brokers,
+			Manifests:    m,
+			Resolve:      s.resolve,
+			Logger:       s.log.With("component", "dispatcher"),
+			DisablePings: s.cfg.DisablePings,
+		})
+	}()
+	s.stopEventing = func() error {
+		cancel()
+		return <-done
+	}
+	s.log.Info("dispatcher started", "manifests", dir, "triggers", len(m.Triggers),
+		"pingsources", len(m.PingSources), "kafkasources", len(m.KafkaSources))
+	return nil
+}
+
+// resolve maps a Knative Service name to the base URL of the function serving it.
+func (s *Stack) resolve(service string) (string, error) {
+	if u, ok := s.cfg.ExtraServices[service]; ok {
+		return u, nil
+	}
+	if u, ok := s.Functions[service]; ok {
+		return u, nil
+	}
+	return "", fmt.Errorf("service %q is not running in this stack: %w", service, errNotRunning)
+}
+
+var errNotRunning = errors.New("not running")
