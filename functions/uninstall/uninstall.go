@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/inbox"
+	"github.com/myscrollr/connect/shared/logging"
+	"github.com/myscrollr/connect/shared/logto"
+	"github.com/myscrollr/connect/shared/outbox"
+	"github.com/myscrollr/connect/shared/runtime"
+)
+
+// consumer is this function's name in processed_events.
+const consumer = "uninstall"
+
+// eventIDSpace is the namespace of the name-based UUIDs of the install.revoked events, derived
+// from the consumed event and the install, so a replay would produce the same ids.
+var eventIDSpace = uuid.MustParse("9b0e4c3e-57d1-4c8a-8f0e-6f3b2a9d7c41")
+
+// Revoker revokes every grant of a user to an application; *logto.Client satisfies it.
+type Revoker interface {
+	RevokeGrants(ctx context.Context, userID, appID string) (int, error)
+}
+
+// Service handles the events that remove installs.
+type Service struct {
+	pool  *pgxpool.Pool
+	logto Revoker
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns a Service. now stamps revoked_at (nil: time.Now).
+func New(pool *pgxpool.Pool, lc Revoker, log *slog.Logger, now func() time.Time) (*Service, error) {
+	if pool == nil || lc == nil {
+		return nil, errors.New("uninstall: a database pool and a Logto client are required")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{pool: pool, logto: lc, log: log, now: now}, nil
+}
+
+// HandleEvent is the runtime.EventHandler of the function.
+func (s *Service) HandleEvent(ctx context.Context, e event.Event) error {
+	switch e.Type() {
+	case events.TypeUserDeleted:
+		return s.userDeleted(ctx, e)
+	}
+	return runtime.Permanent(fmt.Errorf("uninstall: event type %q is not handled here", e.Type()))
+}
+
+// install is one user_integrations row with what its revocation needs.
+type install struct {
+	ID, IntegrationID, Name string
+	LogtoAppID              *string
+}
+
+func (s *Service) userDeleted(ctx context.Context, e event.Event) error {
+	log := logging.From(ctx)
+	if log == slog.Default() {
+		log = s.log
+	}
+	var d events.UserDeleted
+	if err := e.DataAs(&d); err != nil {
+		return runtime.Permanent(fmt.Errorf("uninstall: data of %s: %w", e.Type(), err))
+	}
+	if d.UserID == "" || len(d.UserID) > 128 {
+		return runtime.Permanent(fmt.Errorf("uninstall: data of %s: field \"user_id\": required, at most 128 characters", e.Type()))
+	}
+	log = log.With(slog.String("user_id", d.UserID), slog.String("event_id", e.ID()))
+
+	// A redelivery of a committed event does nothing, not even call Logto.
+	var done bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM processed_events WHERE consumer = $1 AND source = $2 AND id = $3)`,
+		consumer, e.Source(), e.ID()).Scan(&done); err != nil {
+		return fmt.Errorf("uninstall: check processed: %w", err)
+	}
+	if done {
+		log.Debug("user.deleted already handled")
+		return nil
+	}
+
+	installs, err := userInstalls(ctx, s.pool, d.UserID, false)
+	if err != nil {
+		return err
+	}
+	revoked := map[string]bool{}
+	if err := s.revoke(ctx, d.UserID, installs, revoked); err != nil {
+		return err
+	}
+
+	var nInstalls, nReviews int
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		claimed, err := inbox.Claim(ctx, tx, consumer, e.Source(), e.ID())
+		if err != nil || !claimed {
+			return err
+		}
+		// Read again under lock: an install made since the first read is revoked too.
+		installs, err := userInstalls(ctx, tx, d.UserID, true)
+		if err != nil {
+			return err
+		}
+		if err := s.revoke(ctx, d.UserID, installs, revoked); err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		for _, in := range installs {
+			if err := removeInstall(ctx, tx, in); err != nil {
+				return err
+			}
+			ce, err := outbox.New(events.Source(consumer), events.TypeInstallRevoked, events.InstallRevoked{
+				InstallID: in.ID, IntegrationID: in.IntegrationID, Name: in.Name, UserID: d.UserID,
+				Reason: events.RevokeUserDeleted, RevokedAt: now,
+			})
+			if err != nil {
+				return err
+			}
+			ce.SetID(uuid.NewSHA1(eventIDSpace, []byte(e.Source()+"\n"+e.ID()+"\n"+in.ID)).String())
+			ce.SetTime(now)
+			ce.SetSubject(in.ID)
+			if _, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "integration", AggregateID: in.IntegrationID, CloudEvent: ce}); err != nil {
+				return err
+			}
+		}
+		nInstalls = len(installs)
+		nReviews, err = deleteReviews(ctx, tx, d.UserID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("uninstall: user %s: %w", d.UserID, err)
+	}
+	log.Info("user's installs removed", slog.Int("installs", nInstalls), slog.Int("reviews", nReviews))
+	return nil
+}
+
+// revoke revokes the user's grants to every application of installs not yet in done.
+func (s *Service) revoke(ctx context.Context, userID string, installs []install, done map[string]bool) error {
+	for _, in := range installs {
+		if in.LogtoAppID == nil || done[*in.LogtoAppID] {
+			continue
+		}
+		_, err := s.logto.RevokeGrants(ctx, userID, *in.LogtoAppID)
+		if err != nil && !errors.Is(err, logto.ErrNotFound) { // 404: the user (or grant) is gone
+			return fmt.Errorf("uninstall: revoke grants of %s to %s: %w", userID, in.Name, err)
+		}
+		done[*in.LogtoAppID] = true
+	}
+	return nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func userInstalls(ctx context.Context, q querier, userID string, lock bool) ([]install, error) {
+	sql := `SELECT ui.id::text, ui.integration_id::text, i.name, i.logto_app_id
+		FROM user_integrations ui JOIN integrations i ON i.id = ui.integration_id
+		WHERE ui.user_id = $1 ORDER BY ui.installed_at, ui.id`
+	if lock {
+		sql += ` FOR UPDATE OF ui`
+	}
+	rows, err := q.Query(ctx, sql, userID)
+	if err != nil {
+		return nil, fmt.Errorf("uninstall: list installs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[install])
+	if err != nil {
+		return nil, fmt.Errorf("uninstall: list installs: %w", err)
+	}
+	return out, nil
+}
+
+func removeInstall(ctx context.Context, tx pgx.Tx, in install) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM user_integrations WHERE id = $1`, in.ID); err != nil {
+		return fmt.Errorf("delete install %s: %w", in.ID, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE integrations SET install_count = greatest(install_count - 1, 0), updated_at = now()
+		WHERE id = $1`, in.IntegrationID); err != nil {
+		return fmt.Errorf("install count of %s: %w", in.IntegrationID, err)
+	}
+	return nil
+}
+
+// deleteReviews deletes the user's reviews and recomputes the ratings of the integrations
+// they reviewed. It returns how many reviews it deleted.
+func deleteReviews(ctx context.Context, tx pgx.Tx, userID string) (int, error) {
+	rows, err := tx.Query(ctx, `DELETE FROM integration_reviews WHERE user_id = $1 RETURNING integration_id`, userID)
+	if err != nil {
+		return 0, fmt.Errorf("delete reviews: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return 0, fmt.Errorf("delete reviews: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	_, err = tx.Exec(ctx, `UPDATE integrations i
+		SET rating_avg = coalesce(r.avg, 0), rating_count = coalesce(r.n, 0), updated_at = now()
+		FROM (SELECT id FROM unnest($1::uuid[]) AS id) AS t
+		LEFT JOIN LATERAL (SELECT round(avg(rating), 2) AS avg, count(*) AS n
+		                   FROM integration_reviews WHERE integration_id = t.id) AS r ON true
+		WHERE i.id = t.id`, ids)
+	if err != nil {
+		return 0, fmt.Errorf("recompute ratings: %w", err)
+	}
+	return len(ids), nil
+}
