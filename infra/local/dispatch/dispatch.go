@@ -100,6 +100,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	var pingers []*pinger
+	if !cfg.DisablePings {
+		for _, ps := range cfg.Manifests.PingSources {
+			p, err := newPinger(cfg, ps)
+			if err != nil {
+				return err
+			}
+			pingers = append(pingers, p)
+		}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -118,16 +128,8 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		})
 	}
-	if !cfg.DisablePings {
-		for _, ps := range cfg.Manifests.PingSources {
-			p, err := newPinger(cfg, ps)
-			if err != nil {
-				cancel(nil)
-				wg.Wait()
-				return err
-			}
-			wg.Go(func() { p.run(ctx) })
-		}
+	for _, p := range pingers {
+		wg.Go(func() { p.run(ctx) })
 	}
 	<-ctx.Done()
 	wg.Wait()
