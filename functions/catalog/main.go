@@ -3,7 +3,7 @@
 //
 // Configuration (environment):
 //
-//	DATABASE_URL   PostgreSQL connection URL (required)
+//	DATABASE_URL   PostgreSQL connection URL (required); pending migrations are applied at start
 //	PORT           listen port (default 8080)
 //	LOG_LEVEL      debug, info, warn, error (default info)
 //
@@ -30,7 +30,7 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 	if url == "" {
 		return runtime.Function{}, fmt.Errorf("catalog: DATABASE_URL is required")
 	}
-	pool, err := db.Open(ctx, url)
+	pool, err := db.OpenMigrated(ctx, url, d.Logger)
 	if err != nil {
 		return runtime.Function{}, err
 	}

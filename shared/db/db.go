@@ -12,7 +12,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strconv"
+	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -40,6 +43,67 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("db: ping %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
 	return pool, nil
+}
+
+// OpenMigrated opens a pool like Open and makes sure the schema is current: one query compares
+// the newest applied migration with the newest embedded one, and only when the database is
+// behind are the migrations applied (under the advisory lock). Functions that use the database
+// call this at start-up; the check costs one round trip, so cold starts stay fast.
+func OpenMigrated(ctx context.Context, url string, log *slog.Logger) (*pgxpool.Pool, error) {
+	pool, err := Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	current, err := schemaCurrent(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if !current {
+		if _, err := MigrateWithLog(ctx, url, log); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return pool, nil
+}
+
+// LatestVersion is the version of the newest embedded migration.
+func LatestVersion() (int64, error) {
+	entries, err := fs.ReadDir(schemas.Migrations, "migrations")
+	if err != nil {
+		return 0, err
+	}
+	var latest int64
+	for _, e := range entries {
+		digits := e.Name()
+		if i := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }); i > 0 {
+			digits = digits[:i]
+		}
+		v, err := strconv.ParseInt(digits, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("db: migration file %s does not start with a version number", e.Name())
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
+}
+
+func schemaCurrent(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	latest, err := LatestVersion()
+	if err != nil {
+		return false, err
+	}
+	var applied *int64
+	err = pool.QueryRow(ctx, `SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&applied)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: never migrated
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("db: read schema version: %w", err)
+	}
+	return applied != nil && *applied >= latest, nil
 }
 
 // Migrate applies every pending migration to the database at url and returns the versions it

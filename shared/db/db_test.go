@@ -169,3 +169,36 @@ func tableNames(t *testing.T, url string) map[string]bool {
 	}
 	return m
 }
+
+// OpenMigrated migrates an empty database once and then only checks the version.
+func TestOpenMigrated(t *testing.T) {
+	ctx := context.Background()
+	u := emptyDatabase(t)
+	pool, err := db.OpenMigrated(ctx, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, err := db.LatestVersion()
+	if err != nil || latest < 1 {
+		t.Fatalf("LatestVersion = %d, %v", latest, err)
+	}
+	var applied int64
+	if err := pool.QueryRow(ctx, "SELECT max(version_id) FROM goose_db_version").Scan(&applied); err != nil || applied != latest {
+		t.Fatalf("applied version = %d (%v), want %d", applied, err, latest)
+	}
+	pool.Close()
+	// A second start finds the schema current and applies nothing: the version rows stay.
+	var rowsBefore, rowsAfter int
+	conn, _ := pgx.Connect(ctx, u)
+	conn.QueryRow(ctx, "SELECT count(*) FROM goose_db_version").Scan(&rowsBefore)
+	pool, err = db.OpenMigrated(ctx, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.Close()
+	conn.QueryRow(ctx, "SELECT count(*) FROM goose_db_version").Scan(&rowsAfter)
+	conn.Close(ctx)
+	if rowsBefore != rowsAfter {
+		t.Fatalf("goose_db_version rows %d -> %d on a current schema", rowsBefore, rowsAfter)
+	}
+}
