@@ -332,3 +332,40 @@ func TestRestartRedeliversUncommitted(t *testing.T) {
 	}
 	t.Logf("committed before restart: %d of %d", committedBefore, total)
 }
+
+// TestServiceDeadLetterSink: a Trigger whose dead-letter sink is a Service gets the failed
+// event POSTed there once, with the error extensions; no topic is written.
+func TestServiceDeadLetterSink(t *testing.T) {
+	t.Parallel()
+	manifests := testManifests + `---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: install-linear, namespace: connect}
+spec:
+  broker: connect
+  filter: {attributes: {type: com.myscrollr.connect.payment.failed}}
+  subscriber:
+    ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: install}
+    uri: /events
+  delivery:
+    retry: 2
+    backoffPolicy: linear
+    backoffDelay: PT0.001S
+    deadLetterSink:
+      ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: notify}
+      uri: /dead-letters
+`
+	b := setup(t, manifests, 1, "connect.events", "connect.events.dlq")
+	install := b.serve("install", func(cloudevents.Event, int) (int, string) { return http.StatusTooManyRequests, "slow down" })
+	notify := b.serve("notify", nil)
+	b.start(b.config())
+	b.produce("connect.events", newEvent("com.myscrollr.connect.payment.failed", "failed-1"))
+	dead := notify.next()
+	if dead.ID() != "failed-1" || dead.Extensions()[ExtErrorCode] != "429" || dead.Extensions()[ExtErrorDest] != install.srv.URL+"/events" {
+		t.Errorf("dead letter = %s", dead)
+	}
+	if n := install.attemptsOf("failed-1"); n != 3 {
+		t.Errorf("attempts = %d, want 1 + 2 retries", n)
+	}
+	b.waitCommitted("knative-trigger-connect-install-linear", "connect.events", 0, 1)
+}

@@ -295,3 +295,5 @@ func extension(t testing.TB, r *kgo.Record, name string) string {
 	}
 	return ""
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
