@@ -52,7 +52,9 @@ func (p *proxy) listen(network, address string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.mu.Lock()
 	p.target = ln.Addr().String()
+	p.mu.Unlock()
 	return advertised{ln, p}, nil
 }
 
@@ -76,7 +78,10 @@ func (p *proxy) serve(ln net.Listener) {
 			if err != nil {
 				return
 			}
-			up, err := net.Dial("tcp", p.target)
+			p.mu.Lock()
+			target := p.target
+			p.mu.Unlock()
+			up, err := net.Dial("tcp", target)
 			if err != nil {
 				c.Close()
 				continue
