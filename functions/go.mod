@@ -8,6 +8,8 @@ require (
 	github.com/myscrollr/connect/shared v0.0.0-00010101000000-000000000000
 )
 
+require go.uber.org/goleak v1.3.0 // indirect
+
 require (
 	github.com/cloudevents/sdk-go/v2 v2.16.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -20,6 +22,7 @@ require (
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
+	github.com/myscrollr/connect/infra/local v0.0.0-00010101000000-000000000000
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/twmb/franz-go v1.22.3 // indirect
@@ -35,3 +38,5 @@ replace github.com/myscrollr/connect/shared => ../shared
 replace github.com/myscrollr/connect/schemas => ../schemas
 
 replace github.com/myscrollr/connect/events => ../events
+
+replace github.com/myscrollr/connect/infra/local => ../infra/local

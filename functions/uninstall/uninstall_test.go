@@ -2,19 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +18,7 @@ import (
 
 	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/infra/local/idp"
+	"github.com/myscrollr/connect/infra/local/idp/idptest"
 	"github.com/myscrollr/connect/shared/logto"
 	"github.com/myscrollr/connect/shared/pgtest"
 	"github.com/myscrollr/connect/shared/runtime"
@@ -101,43 +95,11 @@ func (b bundle) app(t *testing.T, name string) string {
 	return a.ID
 }
 
-var formID = regexp.MustCompile(`name="id" value="([^"]+)"`)
-
 // consent signs user in at the identity server and allows clientID, which records a grant.
 func (b bundle) consent(t *testing.T, clientID, user string) {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Transport: &http.Transport{}, Timeout: 10 * time.Second,
-		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-			if strings.HasPrefix(req.URL.String(), redirect) {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		}}
-	defer browser.CloseIdleConnections()
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw)
-	sum := sha256.Sum256([]byte(base64.RawURLEncoding.EncodeToString(raw)))
-	q := url.Values{"client_id": {clientID}, "redirect_uri": {redirect}, "response_type": {"code"}, "scope": {"openid"},
-		"state": {"s"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	resp, err := browser.Get(b.idp.Issuer() + "/auth?" + q.Encode())
-	if err != nil {
+	if _, err := idptest.Consent(b.idp.Issuer(), clientID, redirect, user); err != nil {
 		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := formID.FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("no sign-in form: %d %s", resp.StatusCode, page)
-	}
-	u := resp.Request.URL
-	resp, err = browser.PostForm(u.Scheme+"://"+u.Host+"/login", url.Values{"id": {string(m[1])}, "username": {user}, "consent": {"allow"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), redirect) {
-		t.Fatalf("consent: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 

@@ -23,6 +23,7 @@ type Route struct {
 // Routes is the front door's table. In production KrakenD plays this part (infra/krakend).
 var Routes = []Route{
 	{Method: http.MethodGet, Prefix: "/v1/integrations", Function: "catalog"},
+	{Method: http.MethodPost, Prefix: "/v1/webhooks/logto", Function: "logto-webhook"},
 }
 
 func (s *Stack) startFrontDoor() error {

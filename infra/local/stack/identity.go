@@ -25,9 +25,7 @@ func (s *Stack) startIdentity(ctx context.Context) error {
 		s.m2mID, s.m2mSecret = s.cfg.M2MAppID, s.cfg.M2MAppSecret
 		return nil
 	}
-	var b [16]byte
-	rand.Read(b[:])
-	s.m2mID, s.m2mSecret = M2MAppID, hex.EncodeToString(b[:])
+	s.m2mID, s.m2mSecret = M2MAppID, randomHex(16)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	srv, done, err := idp.Start(ctx, s.cfg.IdentityAddr, idp.Config{
 		DevEndpoints: true,
@@ -50,3 +48,12 @@ func (s *Stack) startIdentity(ctx context.Context) error {
 // Identity is the in-process development identity server, or nil when LOGTO_ENDPOINT is used.
 // Tests mint tokens with it.
 func (s *Stack) Identity() *idp.Server { return s.idp }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// M2MCredentials are the Management API credentials the functions of this stack use.
+func (s *Stack) M2MCredentials() (id, secret string) { return s.m2mID, s.m2mSecret }

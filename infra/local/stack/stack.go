@@ -122,6 +122,9 @@ type Stack struct {
 	// audience of access tokens.
 	LogtoEndpoint string
 	APIResource   string
+	// WebhookSigningKey is the Logto webhook signing key logto-webhook verifies
+	// (LOGTO_WEBHOOK_SIGNING_KEY, or a random one per run).
+	WebhookSigningKey string
 	// Functions maps a function name to its base URL (behind the front door).
 	Functions map[string]string
 
@@ -182,6 +185,10 @@ func (s *Stack) start(ctx context.Context) error {
 	if err := s.startKafka(); err != nil {
 		<-built
 		return err
+	}
+	s.WebhookSigningKey = os.Getenv("LOGTO_WEBHOOK_SIGNING_KEY")
+	if s.WebhookSigningKey == "" {
+		s.WebhookSigningKey = randomHex(24)
 	}
 	if err := s.startIdentity(ctx); err != nil {
 		<-built
@@ -288,6 +295,7 @@ func (s *Stack) functionEnv() []string {
 		"LOGTO_API_RESOURCE=" + s.APIResource,
 		"LOGTO_M2M_APP_ID=" + s.m2mID,
 		"LOGTO_M2M_APP_SECRET=" + s.m2mSecret,
+		"LOGTO_WEBHOOK_SIGNING_KEY=" + s.WebhookSigningKey,
 		"LOG_LEVEL=" + envOr("LOG_LEVEL", "info"),
 	}
 }
