@@ -39,7 +39,7 @@ func TestWriteCommitsWithTransaction(t *testing.T) {
 	}
 	var (
 		aggType, aggID, typ, source, subject, topic string
-		payload, ext                               []byte
+		payload, ext                                []byte
 	)
 	err = pool.QueryRow(ctx, `SELECT aggregatetype, aggregateid, type, source, subject, topic, payload, extensions FROM outbox WHERE id = $1`, id).
 		Scan(&aggType, &aggID, &typ, &source, &subject, &topic, &payload, &ext)
