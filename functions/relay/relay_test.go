@@ -215,3 +215,29 @@ func TestRelayDeletesRelayedRowsAfterRetention(t *testing.T) {
 		return n == 0
 	})
 }
+
+// A clean shutdown confirms what Kafka acknowledged, so the next relay replays nothing.
+func TestRelayCleanRestartReplaysNothing(t *testing.T) {
+	b := newBundle(t)
+	got := collect(t, b.brokers, "connect.events")
+	r, err := New(b.config(), Deps{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	waitFor(t, "first relay ready", func() bool { return r.Ready(ctx) == nil })
+	ids := writeN(t, b, "a", 50)
+	waitFor(t, "first events", func() bool { return got.has(ids...) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	startRelay(t, b.config(), Deps{})
+	more := writeN(t, b, "a", 1)
+	waitFor(t, "event after the restart", func() bool { return got.has(more...) })
+	if n := got.count(); n != 51 {
+		t.Fatalf("%d records for 51 events: the clean restart replayed %d", n, n-51)
+	}
+}
