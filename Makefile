@@ -23,8 +23,9 @@ test-short:
 
 bench:
 	@mkdir -p $(BENCHOUT)
-	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...); done | tee $(BENCHOUT)/go-bench.txt
-	$(GO) run ./tests/coldstart/cmd/coldstart -out $(BENCHOUT)/coldstart.json
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -skip 'BenchmarkRelay' -benchmem -benchtime $(BENCHTIME) ./...); done | tee $(BENCHOUT)/go-bench.txt
+	$(GO) run ./tests/coldstart/cmd/coldstart -fn github.com/myscrollr/connect/functions/catalog -pg -n 20 -out $(BENCHOUT)/coldstart.json
+	cd functions && $(GO) test -run '^$$' -bench 'BenchmarkRelay' -benchtime 20000x ./relay/ | tee ../$(BENCHOUT)/relay.txt
 
 build:
 	@mkdir -p bin
