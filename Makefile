@@ -2,7 +2,7 @@
 # Every target loops over the workspace modules listed in go.work.
 
 MODULES   := events functions infra/local schemas shared tests wasmhost
-FUNCTIONS := $(notdir $(patsubst %/main.go,%,$(wildcard functions/*/main.go)))
+FUNCTION_NAMES := $(notdir $(patsubst %/main.go,%,$(wildcard functions/*/main.go)))
 GO        ?= go
 # Tests that start PostgreSQL clusters and Kafka clusters in process; 2 packages at a time
 # keeps a 2-core machine responsive.
@@ -29,7 +29,7 @@ bench:
 
 build:
 	@mkdir -p bin
-	@set -e; for f in $(FUNCTIONS); do echo "bin/$$f"; $(GO) build -trimpath -o bin/$$f ./functions/$$f; done
+	@set -e; for f in $(FUNCTION_NAMES); do echo "bin/$$f"; $(GO) build -trimpath -o bin/$$f ./functions/$$f; done
 
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
