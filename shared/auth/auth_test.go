@@ -486,3 +486,61 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// A verified token is remembered, but never past its exp nor past CacheTTL, and a failed
+// verification is never remembered.
+func TestVerifiedTokenCache(t *testing.T) {
+	v, bd := setup(t)
+	ctx := context.Background()
+	now := bd.clock.Now()
+	claims := bd.is.claims(now, "dashboard:read")
+	claims["exp"] = now.Add(10 * time.Minute).Unix()
+	tok := sign(t, bd.is.key(0), jose.ES384, "at+jwt", claims)
+	p1, err := v.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1.Scopes[0] = "integrations:admin" // callers mutating a principal must not poison the cache
+	p2, err := v.Verify(ctx, tok)
+	if err != nil || !p2.Has("dashboard:read") || p2.Has("integrations:admin") {
+		t.Fatalf("second verify = %+v, %v", p2, err)
+	}
+	// Past the cache TTL (5m) the token is verified again (and still valid).
+	bd.clock.Advance(6 * time.Minute)
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("after cache TTL: %v", err)
+	}
+	// Past exp the cached entry is not used.
+	bd.clock.Advance(5 * time.Minute)
+	if _, err := v.Verify(ctx, tok); !errors.Is(err, auth.ErrExpired) {
+		t.Fatalf("expired token from cache: %v, want ErrExpired", err)
+	}
+	// A rejected token stays rejected: tampering changes the string, so the cache cannot help it.
+	bad := tok[:len(tok)-4] + "AAAA"
+	for range 2 {
+		if _, err := v.Verify(ctx, bad); err == nil {
+			t.Fatal("tampered token accepted")
+		}
+	}
+}
+
+func BenchmarkVerifyUncached(b *testing.B) {
+	is := newIssuer(b)
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	v, err := auth.NewVerifier(context.Background(), auth.Config{Issuer: is.url, Audience: audience, Clock: clk.Now,
+		CacheSize: -1, Logger: slog.New(slog.DiscardHandler)}, is.srv.Client())
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := sign(b, is.key(0), jose.ES384, "at+jwt", is.claims(clk.Now(), "dashboard:read dashboard:write"))
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, tok); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -24,4 +24,10 @@
 //     `dashboard:read` is not granted by `dashboard:readonly`.
 //   - Rejections are typed ([ErrExpired], [ErrAudience], ...) so the reason
 //     is logged; the token itself is never logged.
+//   - Verified tokens are remembered by their SHA-256 (Config.CacheSize,
+//     default 10,000) for at most Config.CacheTTL (default 5 minutes) and
+//     never past `exp`: a token reused across requests costs a hash and a map
+//     lookup (about 2.5 µs) instead of a P-384 signature check (about 1 ms on
+//     our 2-core runners). Failures are never cached. The TTL bounds how long
+//     a token signed by a key withdrawn from the JWKS stays accepted.
 package auth

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,12 @@ type Config struct {
 	Clock func() time.Time
 	// Logger receives rejection reasons from the middleware; default slog.Default().
 	Logger *slog.Logger
+	// CacheSize bounds how many verified tokens are remembered (by SHA-256 of the token) so
+	// a token presented again skips the signature check; default 10000, negative disables.
+	CacheSize int
+	// CacheTTL is the longest a verified token is remembered (never past its exp); default
+	// 5m. It bounds how long a token signed by a key since removed from the JWKS is accepted.
+	CacheTTL time.Duration
 }
 
 func (c *Config) validate() error {
@@ -97,6 +104,7 @@ type Verifier struct {
 	oidc    *oidc.IDTokenVerifier
 	log     *slog.Logger
 	jwksURL string
+	cache   *verifiedCache // nil when disabled
 }
 
 // NewVerifier returns a Verifier for cfg. client fetches discovery and the
@@ -122,6 +130,12 @@ func NewVerifier(ctx context.Context, cfg Config, client *http.Client) (*Verifie
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 10000
+	}
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = 5 * time.Minute
+	}
 	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
 	if cfg.JWKSURL == "" {
 		cfg.JWKSURL = discoverJWKS(ctx, cfg, client)
@@ -136,7 +150,8 @@ func NewVerifier(ctx context.Context, cfg Config, client *http.Client) (*Verifie
 		SupportedSigningAlgs: slices.Clone(cfg.Algorithms),
 		Now:                  cfg.Clock,
 	})
-	return &Verifier{cfg: cfg, keys: ks, oidc: ov, log: cfg.Logger, jwksURL: cfg.JWKSURL}, nil
+	return &Verifier{cfg: cfg, keys: ks, oidc: ov, log: cfg.Logger, jwksURL: cfg.JWKSURL,
+		cache: newVerifiedCache(cfg.CacheSize, cfg.CacheTTL)}, nil
 }
 
 func discoverJWKS(ctx context.Context, cfg Config, client *http.Client) string {
@@ -180,6 +195,10 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Principal, err
 	}
 	if len(rawToken) > MaxTokenBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenBytes)
+	}
+	key := sha256.Sum256([]byte(rawToken))
+	if p, ok := v.cache.get(key, v.cfg.Clock()); ok {
+		return p, nil
 	}
 	if err := v.checkHeader(rawToken); err != nil {
 		return nil, err
@@ -225,6 +244,7 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Principal, err
 	if c.Scope != nil {
 		p.Scopes = strings.Fields(*c.Scope)
 	}
+	v.cache.put(key, p, now)
 	return p, nil
 }
 
