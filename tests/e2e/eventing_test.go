@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/events/kafkace"
-	"github.com/myscrollr/connect/infra/local/stack"
 	"github.com/myscrollr/connect/shared/outbox"
 )
 
@@ -28,9 +25,6 @@ import (
 // HTTP as a binary-mode CloudEvent; a poison event lands in the dead-letter topic after the
 // configured retries, carrying the Knative error extensions.
 func TestOutboxToFunctionAndDeadLetter(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts the whole marketplace")
-	}
 	type delivery struct {
 		id, typ, source, partitionKey, contentMode string
 		data                                       map[string]any
@@ -67,29 +61,13 @@ func TestOutboxToFunctionAndDeadLetter(t *testing.T) {
 	}))
 	defer failer.Close()
 
-	work := t.TempDir()
-	cfg := stack.Config{
-		Root: repoRoot(t), Addr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", StripeMockAddr: "127.0.0.1:0",
-		IdentityAddr: "127.0.0.1:0", Functions: []string{"relay"}, WorkDir: work,
-		ManifestsDir:  filepath.Join("testdata", "knative"),
-		ExtraServices: map[string]string{"recorder": recorder.URL, "failer": failer.URL},
-		DisablePings:  true,
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	if testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	cfg := testConfig(t, "relay")
+	cfg.ManifestsDir = filepath.Join("testdata", "knative")
+	cfg.ExtraServices = map[string]string{"recorder": recorder.URL, "failer": failer.URL}
+	cfg.DisablePings = true
+	s := startStack(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := stack.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start stack: %v", err)
-	}
-	defer func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	}()
 
 	conn, err := pgx.Connect(ctx, s.DatabaseURL)
 	if err != nil {

@@ -32,25 +32,32 @@ func repoRoot(t *testing.T) string {
 	return dir
 }
 
-// startStack runs the marketplace on free ports and stops it when the test ends.
-func startStack(t *testing.T, functions ...string) *stack.Stack {
+// testConfig is a stack on free ports (nothing on the make dev defaults), logging to stderr
+// only with -v.
+func testConfig(t *testing.T, functions ...string) stack.Config {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and starts the whole marketplace")
 	}
-	work := t.TempDir()
 	cfg := stack.Config{
 		Root:           repoRoot(t),
 		Addr:           "127.0.0.1:0",
 		KafkaAddr:      "127.0.0.1:0",
 		StripeMockAddr: "127.0.0.1:0",
+		IdentityAddr:   "127.0.0.1:0",
 		Functions:      functions,
-		WorkDir:        work,
+		WorkDir:        t.TempDir(),
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	return cfg
+}
+
+// startStack runs the marketplace and stops it when the test ends.
+func startStack(t *testing.T, cfg stack.Config) *stack.Stack {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	s, err := stack.Start(ctx, cfg)
@@ -68,7 +75,7 @@ func startStack(t *testing.T, functions ...string) *stack.Stack {
 // The first form of make dev: the catalog answers through the front door from a real database,
 // and stopping leaves no process and no directory behind.
 func TestCatalogThroughFrontDoor(t *testing.T) {
-	s := startStack(t, "catalog")
+	s := startStack(t, testConfig(t, "catalog"))
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, s.DatabaseURL)
 	if err != nil {
@@ -109,11 +116,8 @@ func TestCatalogThroughFrontDoor(t *testing.T) {
 
 // Stop leaves nothing behind: every child process is gone and the work directory removed.
 func TestStopCleansUp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts the whole marketplace")
-	}
-	cfg := stack.Config{Root: repoRoot(t), Addr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
-		StripeMockAddr: "127.0.0.1:0", Functions: []string{"catalog"}}
+	cfg := testConfig(t, "catalog")
+	cfg.WorkDir = "" // Stop must remove the directory it made
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	s, err := stack.Start(ctx, cfg)

@@ -22,7 +22,7 @@ import (
 // at the identity server and removes their installs and reviews. A bad signature changes
 // nothing.
 func TestUserDeletedEndToEnd(t *testing.T) {
-	s := startStack(t, "relay", "logto-webhook", "uninstall")
+	s := startStack(t, testConfig(t, "relay", "logto-webhook", "uninstall"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
