@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
+	"mime"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,42 +34,145 @@ const (
 // fallbackDLQ receives rows whose topic itself is unusable.
 const fallbackDLQ = "connect.relay.dlq"
 
-// row is one outbox INSERT as text columns, the way pgoutput sends it.
+// The outbox columns the relay reads, as indexes into relation.idx.
+const (
+	colID = iota
+	colAggregateID
+	colType
+	colSource
+	colSpecVersion
+	colDataContentType
+	colDataSchema
+	colSubject
+	colTime
+	colTopic
+	colExtensions
+	colPayload
+	numCols
+)
+
+var colNames = [numCols]string{"id", "aggregateid", "type", "source", "specversion", "datacontenttype",
+	"dataschema", "subject", "time", "topic", "extensions", "payload"}
+
+// relation is the column layout of a table, as pgoutput announced it in a Relation message.
+type relation struct {
+	namespace, name string
+	names           []string
+	idx             [numCols]int // position of each column the relay reads; -1 when missing
+}
+
+func newRelation(namespace, name string, names []string) *relation {
+	rel := &relation{namespace: namespace, name: name, names: names}
+	for c := range rel.idx {
+		rel.idx[c] = slices.Index(names, colNames[c])
+	}
+	return rel
+}
+
+func relationOf(m *pglogrepl.RelationMessage) *relation {
+	names := make([]string, len(m.Columns))
+	for i, c := range m.Columns {
+		names[i] = c.Name
+	}
+	return newRelation(m.Namespace, m.RelationName, names)
+}
+
+// row is one outbox INSERT as text columns, the way pgoutput sends it. The values may point
+// into the replication message (decodeInsert): they are valid until the next message is
+// read, and whatever is kept (the Kafka record) is copied out of them.
 type row struct {
-	cols map[string]*string // nil value: SQL NULL
+	rel  *relation
+	vals [][]byte
+	null []bool
 }
 
-// rowFromTuple pairs the relation's column names with the tuple's values.
-func rowFromTuple(rel *pglogrepl.RelationMessage, tup *pglogrepl.TupleData) (row, error) {
-	if tup == nil {
-		return row{}, errors.New("insert without a tuple")
+// get is the value of column c; nil when the column is missing or NULL.
+func (r *row) get(c int) []byte {
+	if r.rel == nil {
+		return nil
 	}
-	if len(tup.Columns) != len(rel.Columns) {
-		return row{}, fmt.Errorf("tuple has %d columns, relation %s.%s has %d", len(tup.Columns), rel.Namespace, rel.RelationName, len(rel.Columns))
+	if i := r.rel.idx[c]; i >= 0 && !r.null[i] {
+		return r.vals[i]
 	}
-	r := row{cols: make(map[string]*string, len(rel.Columns))}
-	for i, c := range tup.Columns {
-		switch c.DataType {
-		case pglogrepl.TupleDataTypeNull:
-			r.cols[rel.Columns[i].Name] = nil
-		case pglogrepl.TupleDataTypeText:
-			s := string(c.Data)
-			r.cols[rel.Columns[i].Name] = &s
-		default:
-			return row{}, fmt.Errorf("column %q: unexpected tuple data kind %q", rel.Columns[i].Name, c.DataType)
+	return nil
+}
+
+func (r *row) isNull(c int) bool {
+	if r.rel == nil {
+		return true
+	}
+	i := r.rel.idx[c]
+	return i < 0 || r.null[i]
+}
+
+// errMalformed marks a pgoutput message that does not follow the protocol: the stream is
+// unusable, unlike a well-formed row that is not a valid event.
+var errMalformed = errors.New("malformed pgoutput message")
+
+// decodeInsert reads the body of a pgoutput Insert message (after the 'I') into r, reusing
+// its slices; rel looks up the relation by id. Values point into src. A tuple that does not
+// fit the relation is a *rowError (the row goes to the dead-letter topic); a message that
+// cannot be read is errMalformed.
+func decodeInsert(src []byte, rel func(uint32) (*relation, bool), r *row) error {
+	r.rel, r.vals, r.null = nil, r.vals[:0], r.null[:0]
+	if len(src) < 7 {
+		return fmt.Errorf("%w: insert of %d bytes", errMalformed, len(src))
+	}
+	id := binary.BigEndian.Uint32(src)
+	if src[4] != 'N' {
+		return fmt.Errorf("%w: insert tuple marker %q, want 'N'", errMalformed, src[4])
+	}
+	rl, ok := rel(id)
+	if !ok {
+		return fmt.Errorf("%w: insert into unknown relation %d", errMalformed, id)
+	}
+	n := int(binary.BigEndian.Uint16(src[5:]))
+	p := src[7:]
+	var bad *rowError
+	for i := range n {
+		if len(p) < 1 {
+			return fmt.Errorf("%w: tuple ends at column %d of %d", errMalformed, i, n)
 		}
+		kind := p[0]
+		p = p[1:]
+		var v []byte
+		null := false
+		switch kind {
+		case pglogrepl.TupleDataTypeNull, pglogrepl.TupleDataTypeToast:
+			null = true
+		case pglogrepl.TupleDataTypeText, pglogrepl.TupleDataTypeBinary:
+			if len(p) < 4 {
+				return fmt.Errorf("%w: column %d length cut off", errMalformed, i)
+			}
+			l := binary.BigEndian.Uint32(p)
+			if uint64(l) > uint64(len(p)-4) {
+				return fmt.Errorf("%w: column %d claims %d bytes, %d left", errMalformed, i, l, len(p)-4)
+			}
+			v, p = p[4:4+l:4+l], p[4+l:]
+		default:
+			return fmt.Errorf("%w: column %d has unknown kind %q", errMalformed, i, kind)
+		}
+		if kind != pglogrepl.TupleDataTypeText && kind != pglogrepl.TupleDataTypeNull && bad == nil {
+			name := strconv.Itoa(i)
+			if i < len(rl.names) {
+				name = rl.names[i]
+			}
+			bad = &rowError{Column: name, Reason: fmt.Sprintf("unexpected tuple data kind %q", kind)}
+		}
+		r.vals = append(r.vals, v)
+		r.null = append(r.null, null)
 	}
-	return r, nil
-}
-
-func (r row) get(name string) string {
-	if v := r.cols[name]; v != nil {
-		return *v
+	if n != len(rl.names) {
+		r.vals, r.null = r.vals[:0], r.null[:0]
+		return &rowError{Column: "tuple", Reason: fmt.Sprintf("tuple has %d columns, relation %s.%s has %d", n, rl.namespace, rl.name, len(rl.names))}
 	}
-	return ""
+	if bad != nil {
+		r.vals, r.null = r.vals[:0], r.null[:0]
+		return bad
+	}
+	r.rel = rl
+	return nil
 }
-
-func (r row) isNull(name string) bool { return r.cols[name] == nil }
 
 // rowError says which column of a row is unusable and why.
 type rowError struct {
@@ -74,121 +182,305 @@ type rowError struct {
 
 func (e *rowError) Error() string { return "outbox column " + e.Column + ": " + e.Reason }
 
-var topicRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-
-// decoder turns rows into CloudEvents. It is used by one goroutine at a time.
-type decoder struct {
-	types *pgtype.Map
+// validTopic reports whether s is a Kafka topic name: 1-249 of [a-zA-Z0-9._-], not . or ..
+func validTopic(s []byte) bool {
+	if len(s) == 0 || len(s) > 249 || string(s) == "." || string(s) == ".." {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
-func newDecoder() *decoder { return &decoder{types: pgtype.NewMap()} }
+// decoder turns rows into Kafka records. It is used by one goroutine at a time.
+//
+// The record is built straight from the column text, the way events/kafkace.Encode would
+// encode the CloudEvent the row describes (built with the CloudEvents SDK: its setters trim,
+// parse URIs and validate), byte for byte; TestRecordMatchesKafkaceEncode and
+// FuzzRecordMatchesKafkaceEncode hold the two to that. Building an SDK event first cost
+// about ten times more CPU per event (allocations, URI parsing, validation twice).
+type decoder struct {
+	types *pgtype.Map
+	uris  map[string]uriResult // source and dataschema values seen recently
+	media map[string]string    // content types seen recently: "" or why they do not parse
+	hdrs  []attr               // scratch
+	exts  []attr               // scratch
+	text  []byte               // scratch for formatted values
+}
 
-// event builds the CloudEvent and the topic of r. Every error is a *rowError.
-func (d *decoder) event(r row) (cloudevents.Event, string, error) {
-	fail := func(col, format string, args ...any) (cloudevents.Event, string, error) {
-		return cloudevents.Event{}, "", &rowError{Column: col, Reason: fmt.Sprintf(format, args...)}
+// attr is one record header under construction.
+type attr struct {
+	key string
+	val []byte
+}
+
+// uriResult is url.Parse(s) as the CloudEvents SDK uses it: the re-serialised text, whether
+// the URI is absolute, or why it does not parse.
+type uriResult struct {
+	text []byte
+	abs  bool
+	err  string
+}
+
+// maxURICache bounds the URI and media type caches; outbox sources, schemas and content types
+// are a handful of constants.
+const maxURICache = 1024
+
+func newDecoder() *decoder {
+	return &decoder{types: pgtype.NewMap(), uris: make(map[string]uriResult), media: make(map[string]string)}
+}
+
+func (d *decoder) uri(b []byte) uriResult {
+	if u, ok := d.uris[string(b)]; ok {
+		return u
 	}
-	for _, col := range []string{"id", "aggregateid", "type", "source", "specversion", "datacontenttype", "dataschema", "subject", "time", "topic"} {
-		if n := len(r.get(col)); n > maxAttributeBytes {
-			return fail(col, "%d bytes exceeds the limit of %d", n, maxAttributeBytes)
+	var res uriResult
+	if u, err := url.Parse(string(b)); err != nil {
+		res.err = err.Error()
+	} else {
+		res.text, res.abs = []byte(u.String()), u.IsAbs()
+	}
+	if len(d.uris) >= maxURICache {
+		clear(d.uris)
+	}
+	d.uris[string(b)] = res
+	return res
+}
+
+// mediaType is why ct is not an RFC 2046 media type, or "".
+func (d *decoder) mediaType(ct []byte) string {
+	if reason, ok := d.media[string(ct)]; ok {
+		return reason
+	}
+	reason := ""
+	if _, _, err := mime.ParseMediaType(string(ct)); err != nil {
+		reason = err.Error()
+	}
+	if len(d.media) >= maxURICache {
+		clear(d.media)
+	}
+	d.media[string(ct)] = reason
+	return reason
+}
+
+// record turns r into the Kafka record to produce: the event, or a dead letter naming the
+// defect. dead reports the latter. The record owns its bytes.
+func (d *decoder) record(r *row) (rec *kgo.Record, dead bool, err error) {
+	rec, err = d.event(r)
+	if err != nil {
+		return deadLetter(r, err), true, err
+	}
+	return rec, false, nil
+}
+
+// event builds the binary-mode CloudEvent record of r. Every error is a *rowError.
+func (d *decoder) event(r *row) (*kgo.Record, error) {
+	fail := func(col, format string, args ...any) (*kgo.Record, error) {
+		return nil, &rowError{Column: col, Reason: fmt.Sprintf(format, args...)}
+	}
+	for _, c := range [...]int{colID, colAggregateID, colType, colSource, colSpecVersion, colDataContentType, colDataSchema, colSubject, colTime, colTopic} {
+		if n := len(r.get(c)); n > maxAttributeBytes {
+			return fail(colNames[c], "%d bytes exceeds the limit of %d", n, maxAttributeBytes)
 		}
 	}
-	for _, col := range []string{"id", "aggregateid", "type", "source", "time", "topic"} {
-		if r.get(col) == "" {
-			return fail(col, "missing or empty")
+	for _, c := range [...]int{colID, colAggregateID, colType, colSource, colTime, colTopic} {
+		if len(r.get(c)) == 0 {
+			return fail(colNames[c], "missing or empty")
 		}
 	}
-	topic := r.get("topic")
-	if !topicRE.MatchString(topic) || topic == "." || topic == ".." {
+	topic := r.get(colTopic)
+	if !validTopic(topic) {
 		return fail("topic", "%q is not a valid Kafka topic name", topic)
 	}
-	if sv := r.get("specversion"); sv != "" && sv != "1.0" {
+	if sv := r.get(colSpecVersion); len(sv) > 0 && string(sv) != "1.0" {
 		return fail("specversion", "%q is not supported, only 1.0", sv)
 	}
-	var t time.Time
-	if err := d.types.Scan(pgtype.TimestamptzOID, pgtype.TextFormatCode, []byte(r.get("time")), &t); err != nil {
-		return fail("time", "%q is not a timestamp", r.get("time"))
+	t, ok := parseTimestamptz(r.get(colTime))
+	if !ok {
+		if err := d.types.Scan(pgtype.TimestamptzOID, pgtype.TextFormatCode, r.get(colTime), &t); err != nil {
+			return fail("time", "%q is not a timestamp", r.get(colTime))
+		}
 	}
 
-	e := cloudevents.NewEvent()
-	e.SetID(r.get("id"))
-	e.SetSource(r.get("source"))
-	e.SetType(r.get("type"))
-	e.SetTime(t.UTC())
-	if s := r.get("subject"); s != "" {
-		e.SetSubject(s)
+	// The context attributes, as the SDK's setters would hold them; invalid says why the
+	// SDK would reject the event (reported after the column checks below, as it was).
+	var invalid string
+	note := func(format string, args ...any) {
+		if invalid == "" {
+			invalid = fmt.Sprintf(format, args...)
+		}
 	}
-	if s := r.get("dataschema"); s != "" {
-		e.SetDataSchema(s)
+	hs := d.hdrs[:0]
+	hs = append(hs, attr{"ce_specversion", specVersion})
+	id := bytes.TrimSpace(r.get(colID))
+	if len(id) == 0 {
+		note("id: MUST be a non-empty string")
 	}
-	if ext := r.get("extensions"); ext != "" {
+	hs = append(hs, attr{"ce_id", id})
+	src := d.uri(r.get(colSource))
+	switch {
+	case src.err != "":
+		note("source: %s", src.err)
+	case len(bytes.TrimSpace(src.text)) == 0:
+		note("source: REQUIRED")
+	}
+	hs = append(hs, attr{"ce_source", src.text})
+	typ := bytes.TrimSpace(r.get(colType))
+	if len(typ) == 0 {
+		note("type: MUST be a non-empty string")
+	}
+	hs = append(hs, attr{"ce_type", typ})
+	if s := bytes.TrimSpace(r.get(colSubject)); len(s) > 0 {
+		hs = append(hs, attr{"ce_subject", s})
+	}
+	if s := bytes.TrimSpace(r.get(colDataSchema)); len(s) > 0 {
+		u := d.uri(s)
+		switch {
+		case u.err != "":
+			note("dataschema: %s", u.err)
+		case !u.abs:
+			note("dataschema: if present, MUST adhere to the format specified in RFC 3986, Section 4.3. Absolute URI")
+		}
+		hs = append(hs, attr{"ce_dataschema", u.text})
+	}
+	d.text = d.text[:0]
+	if t = t.UTC(); !t.IsZero() {
+		d.text = t.AppendFormat(d.text, time.RFC3339Nano)
+		hs = append(hs, attr{"ce_time", d.text})
+	}
+
+	exts := d.exts[:0]
+	if ext := r.get(colExtensions); len(ext) > 0 {
 		if len(ext) > maxExtensionsBytes {
 			return fail("extensions", "%d bytes exceeds the limit of %d", len(ext), maxExtensionsBytes)
 		}
-		if err := setExtensions(&e, []byte(ext)); err != nil {
+		var err error
+		if exts, err = appendExtensions(exts, ext, note); err != nil {
 			return fail("extensions", "%v", err)
 		}
 	}
-	e.SetExtension(kafkace.ExtPartitionKey, r.get("aggregateid"))
-	ct := r.get("datacontenttype")
-	if ct == "" {
-		ct = cloudevents.ApplicationJSON
+	exts = append(exts, attr{"ce_" + kafkace.ExtPartitionKey, r.get(colAggregateID)})
+	slices.SortFunc(exts, func(a, b attr) int { return strings.Compare(a.key, b.key) })
+	hs = append(hs, exts...)
+	d.exts = exts
+
+	ct := r.get(colDataContentType)
+	if len(ct) == 0 {
+		ct = applicationJSON
 	}
-	if r.isNull("payload") {
-		e.SetDataContentType(ct)
-	} else {
-		p := r.get("payload")
-		if len(p) > maxPayloadBytes {
-			return fail("payload", "%d bytes exceeds the limit of %d", len(p), maxPayloadBytes)
+	if ct = bytes.TrimSpace(ct); len(ct) > 0 {
+		if reason := d.mediaType(ct); reason != "" {
+			note("datacontenttype: failed to parse RFC 2046 media type %s", reason)
 		}
-		if err := e.SetData(ct, []byte(p)); err != nil {
-			return fail("payload", "%v", err)
+		hs = append(hs, attr{kafkace.HeaderContentType, ct})
+	}
+	var value []byte
+	if !r.isNull(colPayload) {
+		value = r.get(colPayload)
+		if len(value) > maxPayloadBytes {
+			return fail("payload", "%d bytes exceeds the limit of %d", len(value), maxPayloadBytes)
 		}
 	}
-	if err := e.Validate(); err != nil {
-		return fail("event", "%v", err)
+	d.hdrs = hs
+	if invalid != "" {
+		return fail("event", "%s", invalid)
 	}
-	return e, topic, nil
+	for _, h := range hs {
+		if reason := checkString(h.val); reason != "" {
+			name := strings.TrimPrefix(h.key, "ce_")
+			if h.key == kafkace.HeaderContentType {
+				name = "datacontenttype"
+			}
+			return fail("event", "attribute %q: %s", name, reason)
+		}
+	}
+
+	// One buffer holds the topic, key, header values and value; one slice the headers.
+	size := len(topic) + len(value)
+	for _, h := range hs {
+		size += len(h.val)
+	}
+	buf := make([]byte, 0, size)
+	take := func(b []byte) []byte {
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)] // capped: appending to one cannot clobber the next
+	}
+	rec := &kgo.Record{Topic: string(topic), Headers: make([]kgo.RecordHeader, len(hs))}
+	for i, h := range hs {
+		rec.Headers[i] = kgo.RecordHeader{Key: h.key, Value: take(h.val)}
+		if h.key == "ce_"+kafkace.ExtPartitionKey {
+			rec.Key = rec.Headers[i].Value
+		}
+	}
+	if len(value) > 0 {
+		rec.Value = take(value)
+	}
+	return rec, nil
 }
 
-// setExtensions copies the members of the extensions object onto e.
-func setExtensions(e *cloudevents.Event, raw []byte) error {
+var (
+	specVersion     = []byte("1.0")
+	applicationJSON = []byte("application/json")
+)
+
+// specAttributes may not be extension names (the SDK refuses to overwrite them).
+var specAttributes = map[string]bool{"id": true, "source": true, "type": true, "datacontenttype": true,
+	"subject": true, "time": true, "specversion": true, "dataschema": true}
+
+// appendExtensions appends the members of the extensions object as headers: strings and
+// booleans as they are, integers that fit in 32 bits in canonical form, anything else as its
+// JSON text. A member the SDK would refuse (a spec attribute name) is reported to note.
+func appendExtensions(hs []attr, raw []byte, note func(string, ...any)) ([]attr, error) {
+	if string(raw) == "{}" {
+		return hs, nil // what shared/outbox writes for an event without extensions
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil {
-		return fmt.Errorf("not a JSON object: %v", err)
+		return hs, fmt.Errorf("not a JSON object: %v", err)
 	}
 	if len(m) > maxExtensions {
-		return fmt.Errorf("%d members exceeds the limit of %d", len(m), maxExtensions)
+		return hs, fmt.Errorf("%d members exceeds the limit of %d", len(m), maxExtensions)
 	}
 	for name, v := range m {
 		if name == kafkace.ExtPartitionKey {
 			continue // always the aggregate id
 		}
 		if !validExtensionName(name) {
-			return fmt.Errorf("member %q: extension names are lower-case ASCII letters and digits", name)
+			return hs, fmt.Errorf("member %q: extension names are lower-case ASCII letters and digits", name)
 		}
+		var s string
 		switch v := v.(type) {
 		case nil:
 			continue
-		case string, bool:
-			e.SetExtension(name, v)
+		case string:
+			s = v
+		case bool:
+			s = strconv.FormatBool(v)
 		case json.Number:
 			if n, err := v.Int64(); err == nil && n >= math.MinInt32 && n <= math.MaxInt32 {
-				e.SetExtension(name, int32(n))
+				s = strconv.FormatInt(n, 10)
 			} else {
-				e.SetExtension(name, v.String())
+				s = v.String()
 			}
 		default:
 			b, err := json.Marshal(v)
 			if err != nil {
-				return fmt.Errorf("member %q: %v", name, err)
+				return hs, fmt.Errorf("member %q: %v", name, err)
 			}
-			e.SetExtension(name, string(b))
+			s = string(b)
 		}
+		if specAttributes[name] {
+			note("extension %q: CloudEvents spec attribute MUST NOT be overwritten by extension", name)
+		}
+		hs = append(hs, attr{"ce_" + name, []byte(s)})
 	}
-	return nil
+	return hs, nil
 }
 
 func validExtensionName(s string) bool {
@@ -204,46 +496,115 @@ func validExtensionName(s string) bool {
 	return true
 }
 
-// record turns r into the Kafka record to produce: the event, or a dead letter naming the
-// defect. dead reports the latter.
-func (d *decoder) record(r row) (rec *kgo.Record, dead bool, err error) {
-	e, topic, err := d.event(r)
-	if err == nil {
-		rec, err = kafkace.Encode(e)
-		if err == nil {
-			rec.Topic = topic
-			return rec, false, nil
+// checkString returns why s cannot travel as a CloudEvents String header ("" if it can):
+// it must be valid UTF-8 without control characters, surrogates or noncharacters (the rule
+// events/kafkace applies when encoding).
+func checkString(s []byte) string {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return fmt.Sprintf("control character U+%04X at byte %d", c, i)
+			}
+			i++
+			continue
 		}
-		err = &rowError{Column: "event", Reason: err.Error()}
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return fmt.Sprintf("invalid UTF-8 at byte %d", i)
+		case r >= 0x80 && r <= 0x9f:
+			return fmt.Sprintf("control character U+%04X at byte %d", r, i)
+		case (r >= 0xfdd0 && r <= 0xfdef) || r&0xfffe == 0xfffe:
+			return fmt.Sprintf("noncharacter U+%04X at byte %d", r, i)
+		}
+		i += size
 	}
-	return deadLetter(r, err), true, err
+	return ""
+}
+
+// parseTimestamptz parses the text PostgreSQL sends for a timestamptz in a session with
+// TimeZone UTC and DateStyle ISO ("2026-03-04 05:06:07.123456+00", the fraction optional)
+// without allocating. ok is false for anything else (other offsets, years beyond 9999, BC,
+// infinity, out-of-range fields); the caller then uses pgtype's general parser.
+func parseTimestamptz(b []byte) (t time.Time, ok bool) {
+	if len(b) < 22 || b[4] != '-' || b[7] != '-' || b[10] != ' ' || b[13] != ':' || b[16] != ':' ||
+		string(b[len(b)-3:]) != "+00" {
+		return time.Time{}, false
+	}
+	num := func(s []byte) (int, bool) {
+		n := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	year, ok1 := num(b[0:4])
+	month, ok2 := num(b[5:7])
+	day, ok3 := num(b[8:10])
+	hour, ok4 := num(b[11:13])
+	minute, ok5 := num(b[14:16])
+	sec, ok6 := num(b[17:19])
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 || year < 1 || month < 1 || month > 12 || day < 1 ||
+		hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	frac := b[19 : len(b)-3]
+	if len(frac) > 0 {
+		if len(frac) < 2 || len(frac) > 7 || frac[0] != '.' {
+			return time.Time{}, false
+		}
+		f, ok := num(frac[1:])
+		if !ok {
+			return time.Time{}, false
+		}
+		for range 10 - len(frac) {
+			f *= 10
+		}
+		nsec = f
+	}
+	t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if t.Day() != day { // February 30th and the like
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // deadLetter is the record for a row that is not a valid event: a JSON document with the
 // defect and the row (the payload only when it is small).
-func deadLetter(r row, cause error) *kgo.Record {
-	cols := make(map[string]*string, len(r.cols))
-	for k, v := range r.cols {
-		if v != nil && len(*v) > maxAttributeBytes {
-			s := fmt.Sprintf("(%d bytes omitted)", len(*v))
-			v = &s
+func deadLetter(r *row, cause error) *kgo.Record {
+	cols := map[string]*string{}
+	if r.rel != nil {
+		for i, name := range r.rel.names {
+			if r.null[i] {
+				cols[name] = nil
+				continue
+			}
+			s := string(r.vals[i])
+			if len(s) > maxAttributeBytes {
+				s = fmt.Sprintf("(%d bytes omitted)", len(s))
+			}
+			cols[name] = &s
 		}
-		cols[k] = v
 	}
 	value, _ := json.Marshal(map[string]any{"error": cause.Error(), "row": cols})
-	topic := r.get("topic")
-	if !topicRE.MatchString(topic) || len(topic) > 245 {
-		topic = fallbackDLQ
+	topic := r.get(colTopic)
+	if !validTopic(topic) || len(topic) > 245 {
+		topic = []byte(fallbackDLQ)
 	} else {
-		topic += ".dlq"
+		topic = append(slices.Clip(topic), ".dlq"...)
 	}
-	key := r.get("aggregateid")
+	key := r.get(colAggregateID)
 	if len(key) > maxAttributeBytes {
 		key = key[:maxAttributeBytes]
 	}
 	return &kgo.Record{
-		Topic:   topic,
-		Key:     []byte(key),
+		Topic:   string(topic),
+		Key:     bytes.Clone(key),
 		Value:   value,
 		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}},
 	}

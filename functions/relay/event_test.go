@@ -2,18 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pglogrepl"
 
 	"github.com/myscrollr/connect/events/kafkace"
 )
 
 func str(s string) *string { return &s }
 
-func validRow() row {
-	return row{cols: map[string]*string{
+func validRow() map[string]*string {
+	return map[string]*string{
 		"id":              str("0193a6f5-7b3c-7d4e-8f00-112233445566"),
 		"aggregatetype":   str("install"),
 		"aggregateid":     str("i_1"),
@@ -28,11 +27,11 @@ func validRow() row {
 		"extensions":      str(`{"traceparent": "00-abc-01", "attempt": 2, "big": 99999999999, "flag": true, "obj": {"a": 1}, "none": null}`),
 		"topic":           str("connect.events"),
 		"created_at":      str("2026-03-04 05:06:07.123456+00"),
-	}}
+	}
 }
 
 func TestDecoderBuildsEvent(t *testing.T) {
-	rec, dead, err := newDecoder().record(validRow())
+	rec, dead, err := newDecoder().record(rowOf(validRow()))
 	if err != nil || dead {
 		t.Fatalf("dead=%v err=%v", dead, err)
 	}
@@ -62,24 +61,24 @@ func TestDecoderBuildsEvent(t *testing.T) {
 func TestDecoderDeadLettersInvalidRows(t *testing.T) {
 	tests := []struct {
 		name   string
-		mutate func(r row)
+		mutate func(r map[string]*string)
 		column string
 		topic  string
 	}{
-		{"extension name", func(r row) { r.cols["extensions"] = str(`{"Bad-Name": "x"}`) }, "extensions", "connect.events.dlq"},
-		{"extensions not object", func(r row) { r.cols["extensions"] = str(`[1]`) }, "extensions", "connect.events.dlq"},
-		{"specversion", func(r row) { r.cols["specversion"] = str("0.3") }, "specversion", "connect.events.dlq"},
-		{"time", func(r row) { r.cols["time"] = str("yesterday") }, "time", "connect.events.dlq"},
-		{"no source", func(r row) { r.cols["source"] = nil }, "source", "connect.events.dlq"},
-		{"topic", func(r row) { r.cols["topic"] = str("no spaces allowed") }, "topic", fallbackDLQ},
-		{"payload size", func(r row) { r.cols["payload"] = str(`"` + strings.Repeat("x", maxPayloadBytes) + `"`) }, "payload", "connect.events.dlq"},
-		{"dataschema", func(r row) { r.cols["dataschema"] = str("::not a uri") }, "event", "connect.events.dlq"},
+		{"extension name", func(r map[string]*string) { r["extensions"] = str(`{"Bad-Name": "x"}`) }, "extensions", "connect.events.dlq"},
+		{"extensions not object", func(r map[string]*string) { r["extensions"] = str(`[1]`) }, "extensions", "connect.events.dlq"},
+		{"specversion", func(r map[string]*string) { r["specversion"] = str("0.3") }, "specversion", "connect.events.dlq"},
+		{"time", func(r map[string]*string) { r["time"] = str("yesterday") }, "time", "connect.events.dlq"},
+		{"no source", func(r map[string]*string) { r["source"] = nil }, "source", "connect.events.dlq"},
+		{"topic", func(r map[string]*string) { r["topic"] = str("no spaces allowed") }, "topic", fallbackDLQ},
+		{"payload size", func(r map[string]*string) { r["payload"] = str(`"` + strings.Repeat("x", maxPayloadBytes) + `"`) }, "payload", "connect.events.dlq"},
+		{"dataschema", func(r map[string]*string) { r["dataschema"] = str("::not a uri") }, "event", "connect.events.dlq"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := validRow()
 			tt.mutate(r)
-			rec, dead, err := newDecoder().record(r)
+			rec, dead, err := newDecoder().record(rowOf(r))
 			if !dead || err == nil {
 				t.Fatalf("dead=%v err=%v", dead, err)
 			}
@@ -104,19 +103,127 @@ func TestDecoderDeadLettersInvalidRows(t *testing.T) {
 	}
 }
 
-func TestRowFromTuple(t *testing.T) {
-	rel := &pglogrepl.RelationMessage{RelationName: "outbox", Columns: []*pglogrepl.RelationMessageColumn{{Name: "id"}, {Name: "payload"}}}
-	r, err := rowFromTuple(rel, &pglogrepl.TupleData{Columns: []*pglogrepl.TupleDataColumn{
-		{DataType: pglogrepl.TupleDataTypeText, Data: []byte("x")}, {DataType: pglogrepl.TupleDataTypeNull},
-	}})
-	if err != nil || r.get("id") != "x" || !r.isNull("payload") {
-		t.Fatalf("row = %v, %v", r, err)
+// insertMsg encodes a pgoutput Insert body (after the 'I') for relation 7.
+func insertMsg(cols ...any) []byte {
+	b := []byte{0, 0, 0, 7, 'N', 0, byte(len(cols))}
+	for _, c := range cols {
+		switch c := c.(type) {
+		case nil:
+			b = append(b, 'n')
+		case string:
+			b = append(b, 't', 0, 0, 0, byte(len(c)))
+			b = append(b, c...)
+		case byte: // a bare kind without a value ('u')
+			b = append(b, c)
+		}
 	}
-	if _, err := rowFromTuple(rel, &pglogrepl.TupleData{Columns: []*pglogrepl.TupleDataColumn{{DataType: 't'}}}); err == nil {
-		t.Fatal("column count mismatch accepted")
+	return b
+}
+
+func TestDecodeInsert(t *testing.T) {
+	rel := newRelation("public", "outbox", []string{"id", "payload", "topic"})
+	lookup := func(id uint32) (*relation, bool) { return rel, id == 7 }
+	var r row
+	if err := decodeInsert(insertMsg("x", nil, "connect.events"), lookup, &r); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := rowFromTuple(rel, &pglogrepl.TupleData{Columns: []*pglogrepl.TupleDataColumn{{DataType: 'u'}, {DataType: 'n'}}}); err == nil {
-		t.Fatal("unchanged-TOAST column accepted in an insert")
+	if string(r.get(colID)) != "x" || !r.isNull(colPayload) || string(r.get(colTopic)) != "connect.events" || r.get(colType) != nil {
+		t.Fatalf("row = %+v", r)
+	}
+	var re *rowError
+	if err := decodeInsert(insertMsg("x", nil), lookup, &r); !errors.As(err, &re) || r.rel != nil {
+		t.Fatalf("column count mismatch: %v", err)
+	}
+	if err := decodeInsert(insertMsg("x", byte('u'), "t"), lookup, &r); !errors.As(err, &re) || re.Column != "payload" {
+		t.Fatalf("unchanged-TOAST column in an insert: %v", err)
+	}
+	malformed := map[string][]byte{
+		"short":            {0, 0, 0, 7},
+		"unknown relation": {0, 0, 0, 8, 'N', 0, 0},
+		"not a new tuple":  {0, 0, 0, 7, 'K', 0, 0},
+		"cut tuple":        {0, 0, 0, 7, 'N', 0, 3, 'n'},
+		"long value":       {0, 0, 0, 7, 'N', 0, 1, 't', 0, 0, 1, 0, 'x'},
+		"unknown kind":     {0, 0, 0, 7, 'N', 0, 1, 'z'},
+	}
+	for name, msg := range malformed {
+		if err := decodeInsert(msg, lookup, &r); !errors.Is(err, errMalformed) {
+			t.Errorf("%s: err = %v, want errMalformed", name, err)
+		}
+	}
+}
+
+// FuzzDecodeInsert: whatever the bytes, decoding returns a row or an error, never panics,
+// and a row's values lie inside the message.
+func FuzzDecodeInsert(f *testing.F) {
+	f.Add(insertMsg("x", nil, "connect.events"))
+	f.Add(insertMsg("x", nil))
+	f.Add([]byte{0, 0, 0, 7, 'N', 0, 1, 't', 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 0, 0, 7, 'N', 0xff, 0xff})
+	rel := newRelation("public", "outbox", []string{"id", "payload", "topic"})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		var r row
+		err := decodeInsert(msg, func(id uint32) (*relation, bool) { return rel, id == 7 }, &r)
+		if err != nil {
+			return
+		}
+		if len(r.vals) != 3 || len(r.null) != 3 {
+			t.Fatalf("row of %d values", len(r.vals))
+		}
+		for _, v := range r.vals {
+			if len(v) > len(msg) {
+				t.Fatal("value longer than the message")
+			}
+		}
+	})
+}
+
+// TestRecordMatchesKafkaceEncode: the record built from the columns is the one the
+// CloudEvents SDK and kafkace.Encode make of the same row, byte for byte.
+func TestRecordMatchesKafkaceEncode(t *testing.T) {
+	cases := map[string]func(r map[string]*string){
+		"as written":      func(map[string]*string) {},
+		"no extensions":   func(r map[string]*string) { r["extensions"] = str("{}") },
+		"null extensions": func(r map[string]*string) { r["extensions"] = nil },
+		"subject and schema": func(r map[string]*string) {
+			r["subject"], r["dataschema"] = str("u_1"), str("https://s.example/x.json")
+		},
+		"blank subject":           func(r map[string]*string) { r["subject"] = str("  ") },
+		"padded attributes":       func(r map[string]*string) { r["id"], r["type"], r["subject"] = str(" a "), str("\tt\n"), str(" s ") },
+		"source needs escaping":   func(r map[string]*string) { r["source"] = str("/a b/ü?x=1#f") },
+		"bad source":              func(r map[string]*string) { r["source"] = str("http://[::1") },
+		"relative schema":         func(r map[string]*string) { r["dataschema"] = str("/x.json") },
+		"reserved extension":      func(r map[string]*string) { r["extensions"] = str(`{"id": "x"}`) },
+		"reserved null extension": func(r map[string]*string) { r["extensions"] = str(`{"id": null}`) },
+		"control in extension":    func(r map[string]*string) { r["extensions"] = str(`{"x": "a\u0001"}`) },
+		"html in extension":       func(r map[string]*string) { r["extensions"] = str(`{"x": {"a": "<&>"}, "n": -0, "e": 1e2}`) },
+		"trailing json":           func(r map[string]*string) { r["extensions"] = str(`{"x": 1} junk`) },
+		"partitionkey extension":  func(r map[string]*string) { r["extensions"] = str(`{"partitionkey": "other"}`) },
+		"null payload":            func(r map[string]*string) { r["payload"] = nil },
+		"empty payload":           func(r map[string]*string) { r["payload"] = str("") },
+		"content type params":     func(r map[string]*string) { r["datacontenttype"] = str(" application/json; charset=utf-8 ") },
+		"blank content type":      func(r map[string]*string) { r["datacontenttype"] = str(" ") },
+		"bad content type":        func(r map[string]*string) { r["datacontenttype"] = str("json") },
+		"null content type":       func(r map[string]*string) { r["datacontenttype"] = nil },
+		"whole seconds":           func(r map[string]*string) { r["time"] = str("2026-03-04 05:06:07+00") },
+		"tenths":                  func(r map[string]*string) { r["time"] = str("2026-03-04 05:06:07.1+00") },
+		"offset":                  func(r map[string]*string) { r["time"] = str("2026-03-04 05:06:07.5+05:30") },
+		"year one":                func(r map[string]*string) { r["time"] = str("0001-01-01 00:00:00+00") },
+		"BC":                      func(r map[string]*string) { r["time"] = str("0044-03-15 12:00:00+00 BC") },
+		"leap day":                func(r map[string]*string) { r["time"] = str("2028-02-29 23:59:59.999999+00") },
+		"no such day":             func(r map[string]*string) { r["time"] = str("2026-02-30 00:00:00+00") },
+		"infinity":                func(r map[string]*string) { r["time"] = str("infinity") },
+		"invalid utf8 type":       func(r map[string]*string) { r["type"] = str("t\xff") },
+		"noncharacter aggregate":  func(r map[string]*string) { r["aggregateid"] = str("a\ufffe") },
+		"dot topic":               func(r map[string]*string) { r["topic"] = str(".") },
+		"missing topic column":    func(r map[string]*string) { delete(r, "topic") },
+		"specversion":             func(r map[string]*string) { r["specversion"] = str("") },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := validRow()
+			mutate(r)
+			assertMatchesReference(t, r)
+		})
 	}
 }
 
@@ -127,12 +234,15 @@ func FuzzDecoder(f *testing.F) {
 	f.Add("", "", "", "", "", "", "", "", "")
 	f.Add("id", "::", "t", "infinity", `{"partitionkey":"x","A":1}`, "null", "..", "\x00", "text/plain")
 	f.Add("id", "s", "t", "2026-03-04 05:06:07.999999-07:30", `{"n":-2147483649,"f":1.5,"l":[1,2]}`, `"x"`, "a.dlq", "", "")
+	f.Add(" id ", "/a b", " t ", "2026-03-04 05:06:07.1+00", `{"id":"x","n":2}`, `{}`, "t", " ", " text/plain ")
+	f.Add("id", "s", "t", "2026-02-29 05:06:07+00", `{"x":"\u0001"}`, `{}`, "t", "s", "bad")
 	f.Fuzz(func(t *testing.T, id, source, typ, ts, ext, payload, topic, subject, ct string) {
 		r := validRow()
-		r.cols["id"], r.cols["source"], r.cols["type"], r.cols["time"] = str(id), str(source), str(typ), str(ts)
-		r.cols["extensions"], r.cols["payload"], r.cols["topic"], r.cols["subject"] = str(ext), str(payload), str(topic), str(subject)
-		r.cols["datacontenttype"] = str(ct)
-		rec, dead, err := newDecoder().record(r)
+		r["id"], r["source"], r["type"], r["time"] = str(id), str(source), str(typ), str(ts)
+		r["extensions"], r["payload"], r["topic"], r["subject"] = str(ext), str(payload), str(topic), str(subject)
+		r["datacontenttype"] = str(ct)
+		assertMatchesReference(t, r)
+		rec, dead, err := newDecoder().record(rowOf(r))
 		if rec == nil {
 			t.Fatal("no record")
 		}
@@ -146,7 +256,7 @@ func FuzzDecoder(f *testing.F) {
 		if derr != nil {
 			t.Fatalf("accepted row does not decode: %v", derr)
 		}
-		if e.ID() != id || string(rec.Key) != "i_1" || rec.Topic != topic {
+		if e.ID() != strings.TrimSpace(id) || string(rec.Key) != "i_1" || rec.Topic != topic {
 			t.Fatalf("event %s key %s topic %s", e.ID(), rec.Key, rec.Topic)
 		}
 	})

@@ -174,7 +174,7 @@ func (r *Relay) session(ctx context.Context) error {
 	r.streaming.Store(true)
 	defer r.streaming.Store(false)
 	r.log.Info("relay streaming", slog.String("slot", r.cfg.Slot), slog.String("from", start.String()))
-	s := &stream{r: r, conn: conn, kc: kc, tr: tr, rels: map[uint32]*pglogrepl.RelationMessage{}, dec: newDecoder(), received: start}
+	s := &stream{r: r, conn: conn, kc: kc, tr: tr, rels: map[uint32]*relation{}, dec: newDecoder(), received: start}
 	return s.run(ctx)
 }
 

@@ -20,8 +20,9 @@ type stream struct {
 	conn     *pgconn.PgConn
 	kc       *kgo.Client
 	tr       *tracker
-	rels     map[uint32]*pglogrepl.RelationMessage
+	rels     map[uint32]*relation
 	dec      *decoder
+	row      row           // scratch for the insert being produced
 	open     *txn          // between BEGIN and COMMIT
 	received pglogrepl.LSN // highest position seen from the server
 	replyNow bool          // the server asked for a status update
@@ -151,26 +152,32 @@ func (s *stream) handle(msg pgproto3.BackendMessage) error {
 	}
 }
 
-// logical handles one pgoutput message.
+// logical handles one pgoutput message. Inserts, nearly every message, are decoded in place
+// (pglogrepl.Parse allocates a few dozen objects per tuple); the rest through pglogrepl.
 func (s *stream) logical(data []byte) error {
+	if len(data) == 0 {
+		return errors.New("pgoutput: empty message")
+	}
+	if data[0] == byte(pglogrepl.MessageTypeInsert) {
+		if s.open == nil {
+			return errors.New("pgoutput: INSERT outside a transaction")
+		}
+		err := decodeInsert(data[1:], s.relation, &s.row)
+		if errors.Is(err, errMalformed) {
+			return fmt.Errorf("pgoutput: %w", err)
+		}
+		s.produce(&s.row, err)
+		return nil
+	}
 	msg, err := pglogrepl.Parse(data)
 	if err != nil {
 		return fmt.Errorf("pgoutput: %w", err)
 	}
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
-		s.rels[m.RelationID] = m
+		s.rels[m.RelationID] = relationOf(m)
 	case *pglogrepl.BeginMessage:
 		s.open = s.tr.begin(m.CommitTime)
-	case *pglogrepl.InsertMessage:
-		if s.open == nil {
-			return errors.New("pgoutput: INSERT outside a transaction")
-		}
-		rel, ok := s.rels[m.RelationID]
-		if !ok {
-			return fmt.Errorf("pgoutput: INSERT into unknown relation %d", m.RelationID)
-		}
-		s.produce(rel, m.Tuple)
 	case *pglogrepl.CommitMessage:
 		if s.open == nil {
 			return errors.New("pgoutput: COMMIT without BEGIN")
@@ -182,12 +189,20 @@ func (s *stream) logical(data []byte) error {
 	return nil
 }
 
-// produce sends the event of one inserted row (or its dead letter) asynchronously.
-func (s *stream) produce(rel *pglogrepl.RelationMessage, tup *pglogrepl.TupleData) {
+func (s *stream) relation(id uint32) (*relation, bool) {
+	rel, ok := s.rels[id]
+	return rel, ok
+}
+
+// produce sends the event of one inserted row (or its dead letter) asynchronously. rowErr is
+// why the tuple itself could not be read as a row, if it could not.
+func (s *stream) produce(rw *row, rowErr error) {
 	r := s.r
-	var rec *kgo.Record
-	dead := false
-	rw, err := rowFromTuple(rel, tup)
+	var (
+		rec  *kgo.Record
+		dead bool
+		err  = rowErr
+	)
 	if err != nil {
 		rec, dead = deadLetter(rw, err), true
 	} else {
@@ -196,7 +211,7 @@ func (s *stream) produce(rel *pglogrepl.RelationMessage, tup *pglogrepl.TupleDat
 	if dead {
 		r.m.invalid.Inc()
 		r.log.Error("outbox row is not a valid CloudEvent; sent to the dead-letter topic",
-			slog.String("id", rw.get("id")), slog.String("dlq", rec.Topic), slog.Any("error", err))
+			slog.String("id", string(rw.get(colID))), slog.String("dlq", rec.Topic), slog.Any("error", err))
 	}
 	x, tr := s.open, s.tr
 	tr.produced(x, r.now())
