@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -46,15 +47,30 @@ Try:
   curl '%s/v1/integrations?q=crypto&sort=relevance'
   curl -X POST '%s/dev/token' -d '{"sub":"user-1","scope":"dashboard:read"}'   (a test access token)
 
+Functions (each its own process; /healthz, /readyz, /metrics on each):
+%s
 Ctrl-C stops everything and removes the temporary files.
 `, s.URL, s.DatabaseURL, strings.Join(s.Brokers, ","), s.StripeAPIBase,
-		s.LogtoEndpoint, s.LogtoEndpoint, s.APIResource, s.URL, s.URL, s.LogtoEndpoint)
+		s.LogtoEndpoint, s.LogtoEndpoint, s.APIResource, s.URL, s.URL, s.LogtoEndpoint, functionList(s.Functions))
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping...")
 	if err := s.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "connect-dev: stop:", err)
 		os.Exit(1)
 	}
+}
+
+func functionList(fns map[string]string) string {
+	names := make([]string, 0, len(fns))
+	for n := range fns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-14s %s\n", n, fns[n])
+	}
+	return b.String()
 }
 
 // repoRoot walks up from the working directory to the folder holding go.work.
