@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/myscrollr/connect/infra/local/stack"
 )
 
@@ -72,45 +70,40 @@ func startStack(t *testing.T, cfg stack.Config) *stack.Stack {
 	return s
 }
 
-// The first form of make dev: the catalog answers through the front door from a real database,
-// and stopping leaves no process and no directory behind.
+// make dev's catalog: the demo integrations are listed, served by the catalog function from a
+// real database through the front door, and unknown routes get a problem+json 404.
 func TestCatalogThroughFrontDoor(t *testing.T) {
-	s := startStack(t, testConfig(t, "catalog"))
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = conn.Exec(ctx, `INSERT INTO integrations (developer_id, name, display_name, type, delivery_mode, description, base_url, is_published, published_at)
-		VALUES ('dev_1', 'crypto-ticker', 'Crypto Ticker', 'data_source', 'pull', 'Live crypto prices', 'https://ticker.example', true, now())`)
-	conn.Close(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testConfig(t, "catalog")
+	cfg.Demo = true
+	s := startStack(t, cfg)
 
-	resp, err := http.Get(s.URL + "/v1/integrations?q=crypto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /v1/integrations = %d %s", resp.StatusCode, body)
+	get := func(path string) (int, []byte, http.Header) {
+		t.Helper()
+		resp, err := http.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body, resp.Header
 	}
 	var page struct {
-		Items []struct{ Name string } `json:"items"`
+		Items []struct {
+			Name string `json:"name"`
+			Type string `json:"type"`
+		} `json:"items"`
 	}
-	if err := json.Unmarshal(body, &page); err != nil || len(page.Items) != 1 || page.Items[0].Name != "crypto-ticker" {
-		t.Fatalf("page = %s (%v)", body, err)
+	code, body, _ := get("/v1/integrations")
+	if code != http.StatusOK || json.Unmarshal(body, &page) != nil || len(page.Items) != 4 {
+		t.Fatalf("GET /v1/integrations = %d %s; want the 4 demo listings", code, body)
 	}
-
-	resp, err = http.Get(s.URL + "/v1/nothing-here")
-	if err != nil {
-		t.Fatal(err)
+	code, body, _ = get("/v1/integrations?q=crypto")
+	if code != http.StatusOK || json.Unmarshal(body, &page) != nil || len(page.Items) != 1 || page.Items[0].Name != "crypto-ticker" {
+		t.Fatalf("search = %d %s", code, body)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
-		t.Fatalf("unknown route = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	code, _, h := get("/v1/nothing-here")
+	if code != http.StatusNotFound || !strings.HasPrefix(h.Get("Content-Type"), "application/problem+json") {
+		t.Fatalf("unknown route = %d %s", code, h.Get("Content-Type"))
 	}
 }
 

@@ -26,8 +26,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/myscrollr/connect/infra/local/demo"
 	"github.com/myscrollr/connect/infra/local/idp"
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/pgcluster"
@@ -68,6 +70,9 @@ type Config struct {
 	ExtraServices map[string]string
 	// DisablePings turns the PingSource schedules off (tests that drive ticks themselves).
 	DisablePings bool
+	// Demo runs and lists the demo integrations (package demo); FromEnv turns it on unless
+	// DEMO=off.
+	Demo bool
 	// Functions limits which functions run (FUNCTIONS, comma-separated); empty runs all.
 	Functions []string
 	// WorkDir holds binaries and temporary state; empty makes a temporary directory that Stop
@@ -90,6 +95,7 @@ func FromEnv(root string) Config {
 		APIResource:    os.Getenv("LOGTO_API_RESOURCE"),
 		M2MAppID:       os.Getenv("LOGTO_M2M_APP_ID"),
 		M2MAppSecret:   os.Getenv("LOGTO_M2M_APP_SECRET"),
+		Demo:           os.Getenv("DEMO") != "off",
 	}
 	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
 		c.KafkaBrokers = strings.Split(b, ",")
@@ -137,6 +143,7 @@ type Stack struct {
 	m2mSecret string
 
 	stopIdentity func()
+	demo         *demo.Servers
 	stopEventing func() error
 	procs        []*process
 	frontDoor    *http.Server
@@ -179,6 +186,10 @@ func (s *Stack) start(ctx context.Context) error {
 	go func() { built <- buildFunctions(ctx, s.cfg.Root, filepath.Join(s.workDir, "bin"), names, s.log) }()
 
 	if err := s.startPostgres(ctx); err != nil {
+		<-built
+		return err
+	}
+	if err := s.startDemo(ctx); err != nil {
 		<-built
 		return err
 	}
@@ -261,6 +272,24 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 	return nil
 }
 
+// startDemo runs the demo integrations and lists them in the catalog.
+func (s *Stack) startDemo(ctx context.Context) error {
+	if !s.cfg.Demo {
+		return nil
+	}
+	d, err := demo.Start(s.log, nil)
+	if err != nil {
+		return err
+	}
+	s.demo = d
+	conn, err := pgx.Connect(ctx, s.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("stack: seed demo: %w", err)
+	}
+	defer conn.Close(ctx)
+	return d.Seed(ctx, conn)
+}
+
 // Topics every run has.
 var Topics = []string{"connect.events", "connect.events.dlq", "connect.data", "connect.data.dlq"}
 
@@ -317,6 +346,9 @@ func (s *Stack) Stop() error {
 		}
 		if s.kafka != nil {
 			s.kafka.Close()
+		}
+		if s.demo != nil {
+			s.demo.Stop()
 		}
 		if s.stopIdentity != nil {
 			s.stopIdentity()
