@@ -33,6 +33,8 @@ func (s *stream) run(ctx context.Context) error {
 	var lastSent pglogrepl.LSN
 	var lastSentAt time.Time
 	lastServer := time.Now()
+	var rd readDeadline
+	defer rd.stop()
 	for {
 		if ctx.Err() != nil {
 			return s.drain()
@@ -63,9 +65,7 @@ func (s *stream) run(ctx context.Context) error {
 		if silent := now.Sub(lastServer); silent > 3*cfg.StatusInterval {
 			return fmt.Errorf("no message from PostgreSQL for %s", silent.Round(time.Second))
 		}
-		rctx, cancel := context.WithTimeout(ctx, confirmEvery)
-		msg, err := s.conn.ReceiveMessage(rctx)
-		cancel()
+		msg, err := s.conn.ReceiveMessage(rd.context(ctx, now))
 		if err != nil {
 			if ctx.Err() != nil || pgconn.Timeout(err) {
 				continue
@@ -76,6 +76,31 @@ func (s *stream) run(ctx context.Context) error {
 		if err := s.handle(msg); err != nil {
 			return err
 		}
+	}
+}
+
+// readDeadline is the context bounding reads from the replication connection. One deadline
+// serves every message until it passes: a context per message cost as much CPU as decoding
+// the message.
+type readDeadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	at     time.Time
+}
+
+// context returns a context that ends at most confirmEvery after now.
+func (rd *readDeadline) context(parent context.Context, now time.Time) context.Context {
+	if rd.ctx == nil || !now.Before(rd.at) {
+		rd.stop()
+		rd.at = now.Add(confirmEvery)
+		rd.ctx, rd.cancel = context.WithDeadline(parent, rd.at)
+	}
+	return rd.ctx
+}
+
+func (rd *readDeadline) stop() {
+	if rd.cancel != nil {
+		rd.cancel()
 	}
 }
 
