@@ -59,7 +59,7 @@ func newChild(t *testing.T, cfg Config) *child {
 		"RELAY_STATUS_INTERVAL=1s",
 		"RELAY_BACKOFF_MAX=1s",
 		"PORT="+strconv.Itoa(port),
-		"HOST=127.0.0.1",
+		"LISTEN_HOST=127.0.0.1",
 		"LOG_LEVEL=warn",
 		"DRAIN_TIMEOUT=0s",
 	)}
