@@ -14,8 +14,11 @@
 // Every INSERT becomes a CloudEvent: id = outbox id; source, type, subject, time, dataschema,
 // datacontenttype and specversion from their columns; each member of the extensions jsonb as
 // an extension (strings and booleans as they are, integers that fit as integers, anything
-// else as its JSON text); partitionkey = aggregateid; data = payload. It is encoded with
-// events/kafkace (binary mode, record key = partitionkey) and produced to the row's topic by
+// else as its JSON text); partitionkey = aggregateid; data = payload. It is encoded as
+// events/kafkace encodes it (binary mode, record key = partitionkey): the record is built
+// straight from the column text, byte for byte what the CloudEvents SDK and kafkace.Encode
+// make of the row (a differential fuzz test holds the two together) at a tenth of the CPU,
+// and Insert messages are decoded in place. It is produced to the row's topic by
 // an idempotent franz-go producer with acks=all. The default partitioner hashes the key, so
 // one aggregate's events go to one partition, and the idempotent producer keeps the order of
 // one partition, which is commit order. UPDATE, DELETE and TRUNCATE of the outbox are not
