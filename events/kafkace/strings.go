@@ -20,10 +20,11 @@ func validName(name string) bool {
 	return true
 }
 
-// checkString returns why s is not a CloudEvents String ("" if it is one): it must be valid
-// UTF-8 without control characters (U+0000-U+001F, U+007F-U+009F), surrogates or
-// noncharacters, per the CloudEvents type system.
-func checkString(s string) string {
+// CheckString returns why s is not a CloudEvents String ("" if it is one): it must be valid
+// UTF-8 without control characters, surrogates or noncharacters, per the CloudEvents type
+// system. It takes bytes too, so producers that build headers from raw column bytes (the relay)
+// apply the same rule without converting.
+func CheckString[S ~string | ~[]byte](s S) string {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf { // ASCII fast path
@@ -33,7 +34,8 @@ func checkString(s string) string {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		// At most 4 bytes are converted; the conversion does not escape, so it stays on the stack.
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		switch {
 		case r == utf8.RuneError && size == 1:
 			return fmt.Sprintf("invalid UTF-8 at byte %d", i)
@@ -46,3 +48,5 @@ func checkString(s string) string {
 	}
 	return ""
 }
+
+func checkString(s string) string { return CheckString(s) }

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -389,7 +388,7 @@ func (d *decoder) event(r *row) (*kgo.Record, error) {
 		return fail("event", "%s", invalid)
 	}
 	for _, h := range hs {
-		if reason := checkString(h.val); reason != "" {
+		if reason := kafkace.CheckString(h.val); reason != "" {
 			name := strings.TrimPrefix(h.key, "ce_")
 			if h.key == kafkace.HeaderContentType {
 				name = "datacontenttype"
@@ -494,33 +493,6 @@ func validExtensionName(s string) bool {
 		}
 	}
 	return true
-}
-
-// checkString returns why s cannot travel as a CloudEvents String header ("" if it can):
-// it must be valid UTF-8 without control characters, surrogates or noncharacters (the rule
-// events/kafkace applies when encoding).
-func checkString(s []byte) string {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c < 0x20 || c == 0x7f {
-				return fmt.Sprintf("control character U+%04X at byte %d", c, i)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			return fmt.Sprintf("invalid UTF-8 at byte %d", i)
-		case r >= 0x80 && r <= 0x9f:
-			return fmt.Sprintf("control character U+%04X at byte %d", r, i)
-		case (r >= 0xfdd0 && r <= 0xfdef) || r&0xfffe == 0xfffe:
-			return fmt.Sprintf("noncharacter U+%04X at byte %d", r, i)
-		}
-		i += size
-	}
-	return ""
 }
 
 // parseTimestamptz parses the text PostgreSQL sends for a timestamptz in a session with
