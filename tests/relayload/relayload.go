@@ -15,7 +15,6 @@ package relayload
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +37,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/myscrollr/connect/infra/local/stack"
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/outbox"
 	"github.com/myscrollr/connect/shared/pgcluster"
@@ -151,7 +151,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	if bin == "" {
 		ws := o.WorkspaceDir
 		if ws == "" {
-			if ws, err = findWorkspace(); err != nil {
+			if ws, err = findWorkspaceRoot(); err != nil {
 				return rep, err
 			}
 		}
@@ -199,24 +199,6 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	rep.RelayCPUMS = float64(cpu.Microseconds()) / 1000
 	rep.RelayCPUPerEvt = float64(cpu.Microseconds()) / float64(o.Events)
 	return rep, nil
-}
-
-// findWorkspace walks up from the working directory to the directory holding go.work.
-func findWorkspace() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("relayload: no go.work above the working directory; set WorkspaceDir (-workspace)")
-		}
-		dir = parent
-	}
 }
 
 func buildRelay(ctx context.Context, workspace, dir string) (string, error) {
@@ -537,4 +519,13 @@ func PrintTable(w io.Writer, rep Report) {
 		rep.Mode, rep.Events, rep.Received, rep.Duplicates, rep.DurationMS, rep.PerSecond, rep.WritePerSecond,
 		rep.P50MS, rep.P90MS, rep.P99MS, rep.MaxMS, rep.RelayCPUPerEvt)
 	tw.Flush()
+}
+
+// findWorkspaceRoot is the repository root, or an error telling how to give it.
+func findWorkspaceRoot() (string, error) {
+	root, err := stack.FindRoot()
+	if err != nil {
+		return "", fmt.Errorf("relayload: %w; set WorkspaceDir (-workspace)", err)
+	}
+	return root, nil
 }

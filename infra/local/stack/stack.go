@@ -378,3 +378,22 @@ func (s *Stack) PIDs() []int {
 
 // WorkDir is the directory holding the binaries and temporary state.
 func (s *Stack) WorkDir() string { return s.workDir }
+
+// FindRoot walks up from the working directory to the repository root: the directory that
+// holds go.work.
+func FindRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.work not found above the working directory; run from inside the repository")
+		}
+		dir = parent
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -21,7 +20,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	root, err := repoRoot()
+	root, err := stack.FindRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "connect-dev:", err)
 		os.Exit(1)
@@ -71,22 +70,4 @@ func functionList(fns map[string]string) string {
 		fmt.Fprintf(&b, "  %-14s %s\n", n, fns[n])
 	}
 	return b.String()
-}
-
-// repoRoot walks up from the working directory to the folder holding go.work.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("go.work not found above the working directory; run from the repository")
-		}
-		dir = parent
-	}
 }
