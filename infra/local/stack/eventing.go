@@ -22,6 +22,7 @@ func (s *Stack) startEventing(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.dropIdleSchedules(m)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() {
@@ -40,6 +41,23 @@ func (s *Stack) startEventing(ctx context.Context) error {
 	s.log.Info("dispatcher started", "manifests", dir, "triggers", len(m.Triggers),
 		"pingsources", len(m.PingSources), "kafkasources", len(m.KafkaSources))
 	return nil
+}
+
+// dropIdleSchedules removes the PingSources whose sink is a Service this stack does not run:
+// their ticks would only fail every minute. (Trigger routes stay: their events must not be
+// lost, and the dead-letter topic keeps them for replay.)
+func (s *Stack) dropIdleSchedules(m *knative.Manifests) {
+	kept := m.PingSources[:0]
+	for _, ps := range m.PingSources {
+		if ref := ps.Sink.Ref; ref != nil && ref.Kind == "Service" {
+			if _, err := s.resolve(ref.Name); err != nil {
+				s.log.Info("schedule not run: its function is not running", "pingsource", ps.Name, "service", ref.Name)
+				continue
+			}
+		}
+		kept = append(kept, ps)
+	}
+	m.PingSources = kept
 }
 
 // resolve maps a Knative Service name to the base URL of the function serving it.
