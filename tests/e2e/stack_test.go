@@ -49,6 +49,7 @@ func testConfig(t *testing.T, functions ...string) stack.Config {
 	}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		cfg.ProcessOutput = os.Stderr
 	}
 	return cfg
 }

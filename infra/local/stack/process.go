@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -45,6 +47,7 @@ type process struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	err     error
+	output  *lineWriter
 }
 
 func freePort() (int, error) {
@@ -56,27 +59,27 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startFunction(ctx context.Context, name, bin string, env []string, log *slog.Logger) (*process, error) {
+func startFunction(ctx context.Context, name, bin string, env []string, out io.Writer, log *slog.Logger) (*process, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	env = append(append(os.Environ(), env...), "PORT="+strconv.Itoa(port), "DRAIN_TIMEOUT=1s")
-	return startProcess(name, base, base+"/readyz", bin, nil, env, log)
+	return startProcess(name, base, base+"/readyz", bin, nil, env, out, log)
 }
 
-func startProcess(name, base, readyURL, bin string, args, env []string, log *slog.Logger) (*process, error) {
+func startProcess(name, base, readyURL, bin string, args, env []string, out io.Writer, log *slog.Logger) (*process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
-	w := logWriter(name, log)
+	w := &lineWriter{prefix: name, out: out}
 	cmd.Stdout, cmd.Stderr = w, w
 	// A killed parent must not leave children behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("stack: start %s: %w", name, err)
 	}
-	p := &process{name: name, url: base, readyAt: readyURL, cmd: cmd, done: make(chan struct{})}
+	p := &process{name: name, url: base, readyAt: readyURL, cmd: cmd, done: make(chan struct{}), output: w}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -102,7 +105,7 @@ func (p *process) waitReady(ctx context.Context, timeout time.Duration) error {
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("stack: %s exited before it was ready: %v", p.name, p.err)
+			return fmt.Errorf("stack: %s exited before it was ready: %v; its last output:\n%s", p.name, p.err, p.output.tail())
 		case <-ctx.Done():
 			return fmt.Errorf("stack: %s not ready at %s: %w", p.name, p.readyAt, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
@@ -128,18 +131,23 @@ func (p *process) stop(timeout time.Duration) error {
 	}
 }
 
-// logWriter forwards a child's output (JSON lines from the function runtime) to the stack's
-// log handler's destination, tagged with the process name.
-func logWriter(name string, log *slog.Logger) io.Writer {
-	return &lineWriter{emit: func(line string) { log.Info(line, "process", name) }}
+// lineWriter copies a child's output (JSON lines from the function runtime) line by line to out
+// (if set), each line prefixed with the process name, and keeps the last lines so a failure to
+// start can say why.
+type lineWriter struct {
+	prefix string
+	out    io.Writer
+
+	mu   sync.Mutex
+	buf  []byte
+	last []string
 }
 
-type lineWriter struct {
-	buf  []byte
-	emit func(string)
-}
+const keepLines = 20
 
 func (w *lineWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.buf = append(w.buf, b...)
 	for {
 		i := bytes.IndexByte(w.buf, '\n')
@@ -154,4 +162,20 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 		w.buf = w.buf[:0]
 	}
 	return len(b), nil
+}
+
+func (w *lineWriter) emit(line string) {
+	if w.out != nil {
+		fmt.Fprintf(w.out, "%-14s | %s\n", w.prefix, line)
+	}
+	if len(w.last) == keepLines {
+		w.last = append(w.last[:0], w.last[1:]...)
+	}
+	w.last = append(w.last, line)
+}
+
+func (w *lineWriter) tail() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.last, "\n")
 }

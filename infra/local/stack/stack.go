@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,6 +80,9 @@ type Config struct {
 	// removes.
 	WorkDir string
 	Logger  *slog.Logger
+	// ProcessOutput receives the functions' own log lines, prefixed with their names; nil
+	// drops them (a function that fails to start still has its last lines in the error).
+	ProcessOutput io.Writer
 }
 
 // FromEnv reads the configuration from the environment, with the local defaults.
@@ -213,7 +217,7 @@ func (s *Stack) start(ctx context.Context) error {
 	}
 	env := s.functionEnv()
 	for _, name := range names {
-		p, err := startFunction(ctx, name, filepath.Join(s.workDir, "bin", name), env, s.log)
+		p, err := startFunction(ctx, name, filepath.Join(s.workDir, "bin", name), env, s.cfg.ProcessOutput, s.log)
 		if err != nil {
 			return err
 		}

@@ -35,7 +35,7 @@ func (s *Stack) startStripe(ctx context.Context) error {
 	httpsAddr := net.JoinHostPort(host, strconv.Itoa(httpsPort))
 	base := "http://" + httpAddr
 	p, err := startProcess("stripe-mock", base, base+"/v1/customers", filepath.Join(s.workDir, "bin", "stripe-mock"),
-		[]string{"-http-addr", httpAddr, "-https-addr", httpsAddr}, os.Environ(), s.log)
+		[]string{"-http-addr", httpAddr, "-https-addr", httpsAddr}, os.Environ(), nil, s.log)
 	if err != nil {
 		return err
 	}

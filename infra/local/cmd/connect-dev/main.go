@@ -27,6 +27,7 @@ func main() {
 	}
 	cfg := stack.FromEnv(root)
 	cfg.Logger = log
+	cfg.ProcessOutput = os.Stderr
 	s, err := stack.Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "connect-dev:", err)
