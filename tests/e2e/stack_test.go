@@ -48,7 +48,7 @@ func testConfig(t *testing.T, functions ...string) stack.Config {
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		cfg.ProcessOutput = os.Stderr
 	}
 	return cfg

@@ -20,7 +20,8 @@ import (
 // Logto deletes a user: the signed webhook reaches logto-webhook through the front door, its
 // outbox event travels relay -> Kafka -> dispatcher -> uninstall, which revokes the user's grants
 // at the identity server and removes their installs and reviews. A bad signature changes
-// nothing.
+// nothing. The uninstall function is killed (SIGKILL) just before the webhook arrives: the
+// dispatcher retries while the stack starts it again, and nothing is lost.
 func TestUserDeletedEndToEnd(t *testing.T) {
 	s := startStack(t, testConfig(t, "relay", "logto-webhook", "uninstall"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -81,6 +82,9 @@ func TestUserDeletedEndToEnd(t *testing.T) {
 	}
 	if code := post(hex.EncodeToString(make([]byte, 32))); code != http.StatusUnauthorized {
 		t.Fatalf("bad signature answered %d, want 401", code)
+	}
+	if err := s.Kill("uninstall"); err != nil {
+		t.Fatal(err)
 	}
 	mac := hmac.New(sha256.New, []byte(s.WebhookSigningKey))
 	mac.Write(body)

@@ -39,16 +39,32 @@ func buildFunctions(ctx context.Context, root, binDir string, names []string, lo
 	return nil
 }
 
-// process is one child process: a function or a helper server.
+// process is one child process: a function or a helper server. A supervised process is
+// started again when it exits on its own, as Knative restarts a crashed container: after 1 s,
+// doubling up to 30 s while it keeps crashing, on the same port so every route to it stays.
 type process struct {
-	name    string
-	url     string // base URL when it serves HTTP
-	readyAt string // full URL answering 200 when ready
-	cmd     *exec.Cmd
-	done    chan struct{}
-	err     error
-	output  *lineWriter
+	name      string
+	url       string // base URL when it serves HTTP
+	readyAt   string // full URL answering 200 when ready
+	bin       string
+	args, env []string
+	output    *lineWriter
+	log       *slog.Logger
+	supervise bool
+	// minBackoff is the first restart delay (tests shorten it).
+	minBackoff time.Duration
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the current command has exited
+	err      error         // its exit error
+	started  time.Time
+	restarts int
+	stopping bool
+	stopCh   chan struct{} // closed by stop: no more restarts
 }
+
+const maxBackoff = 30 * time.Second
 
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -66,31 +82,97 @@ func startFunction(ctx context.Context, name, bin string, env []string, out io.W
 	}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	env = append(append(os.Environ(), env...), "PORT="+strconv.Itoa(port), "DRAIN_TIMEOUT=1s")
-	return startProcess(name, base, base+"/readyz", bin, nil, env, out, log)
+	p := newProcess(name, base, base+"/readyz", bin, nil, env, out, log)
+	p.supervise = true
+	return p, p.start()
 }
 
 func startProcess(name, base, readyURL, bin string, args, env []string, out io.Writer, log *slog.Logger) (*process, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	w := &lineWriter{prefix: name, out: out}
-	cmd.Stdout, cmd.Stderr = w, w
+	p := newProcess(name, base, readyURL, bin, args, env, out, log)
+	return p, p.start()
+}
+
+func newProcess(name, base, readyURL, bin string, args, env []string, out io.Writer, log *slog.Logger) *process {
+	return &process{name: name, url: base, readyAt: readyURL, bin: bin, args: args, env: env,
+		output: &lineWriter{prefix: name, out: out}, log: log, minBackoff: time.Second, stopCh: make(chan struct{})}
+}
+
+// start runs the command once and watches it.
+func (p *process) start() error {
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = p.output, p.output
+	// Wait returns this long after the process exited even if a child of it still holds the
+	// output pipe open.
+	cmd.WaitDelay = 2 * time.Second
 	// A killed parent must not leave children behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("stack: start %s: %w", name, err)
+		return fmt.Errorf("stack: start %s: %w", p.name, err)
 	}
-	p := &process{name: name, url: base, readyAt: readyURL, cmd: cmd, done: make(chan struct{}), output: w}
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.cmd, p.done, p.err, p.started = cmd, done, nil, time.Now()
+	p.mu.Unlock()
+	p.log.Info("process started", "name", p.name, "pid", cmd.Process.Pid, "url", p.url)
 	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.err = err
+		stopping := p.stopping
+		p.mu.Unlock()
+		close(done)
+		if p.supervise && !stopping {
+			p.restartLater(err)
+		}
 	}()
-	log.Info("process started", "name", name, "pid", cmd.Process.Pid, "url", base)
-	return p, nil
+	return nil
+}
+
+// restartLater starts the process again after the backoff, unless it is being stopped.
+func (p *process) restartLater(exitErr error) {
+	p.mu.Lock()
+	if time.Since(p.started) > maxBackoff {
+		p.restarts = 0 // it ran a good while: this is a new crash, not a crash loop
+	}
+	delay := min(p.minBackoff<<min(p.restarts, 10), maxBackoff)
+	p.restarts++
+	p.mu.Unlock()
+	p.log.Warn("process exited; restarting", "name", p.name, "err", exitErr, "in", delay,
+		"last_output", p.output.tail())
+	select {
+	case <-p.stopCh:
+		return
+	case <-time.After(delay):
+	}
+	p.mu.Lock()
+	stopping := p.stopping
+	p.mu.Unlock()
+	if stopping {
+		return
+	}
+	if err := p.start(); err != nil {
+		p.log.Error("process restart failed", "name", p.name, "err", err)
+	}
+}
+
+// current is the running command (or the last one) and its done channel.
+func (p *process) current() (*exec.Cmd, chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd, p.done
+}
+
+// pid is the process id of the current command.
+func (p *process) pid() int {
+	cmd, _ := p.current()
+	return cmd.Process.Pid
 }
 
 func (p *process) waitReady(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	_, done := p.current()
 	client := &http.Client{Timeout: time.Second}
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.readyAt, nil)
@@ -104,8 +186,11 @@ func (p *process) waitReady(ctx context.Context, timeout time.Duration) error {
 			}
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("stack: %s exited before it was ready: %v; its last output:\n%s", p.name, p.err, p.output.tail())
+		case <-done:
+			p.mu.Lock()
+			exitErr := p.err
+			p.mu.Unlock()
+			return fmt.Errorf("stack: %s exited before it was ready: %v; its last output:\n%s", p.name, exitErr, p.output.tail())
 		case <-ctx.Done():
 			return fmt.Errorf("stack: %s not ready at %s: %w", p.name, p.readyAt, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
@@ -113,20 +198,27 @@ func (p *process) waitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-// stop sends SIGTERM, waits for the drain, then kills.
+// stop ends supervision, sends SIGTERM, waits for the drain, then kills.
 func (p *process) stop(timeout time.Duration) error {
+	p.mu.Lock()
+	if !p.stopping {
+		p.stopping = true
+		close(p.stopCh)
+	}
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
 	select {
-	case <-p.done:
+	case <-done:
 		return nil
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-done:
 		return nil
 	case <-time.After(timeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		_ = cmd.Process.Kill()
+		<-done
 		return fmt.Errorf("stack: %s did not stop within %s; killed", p.name, timeout)
 	}
 }

@@ -32,3 +32,46 @@ func TestProcessFailureCarriesItsOutput(t *testing.T) {
 		t.Fatalf("process output = %q", got)
 	}
 }
+
+// A supervised process that dies is started again; once stopped it stays stopped.
+func TestSupervisedProcessRestarts(t *testing.T) {
+	p := newProcess("sleeper", "", "", "/bin/sh", []string{"-c", "exec sleep 60"}, nil, nil, slog.New(slog.DiscardHandler))
+	p.supervise = true
+	p.minBackoff = 10 * time.Millisecond
+	if err := p.start(); err != nil {
+		t.Fatal(err)
+	}
+	first := p.pid()
+	cmd, _ := p.current()
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(20 * time.Second)
+	for p.pid() == first {
+		select {
+		case <-deadline:
+			t.Fatal("the killed process was not started again")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if err := p.stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	second := p.pid()
+	time.Sleep(50 * time.Millisecond) // longer than the backoff: a restart would have happened
+	if p.pid() != second {
+		t.Fatal("a stopped process was started again")
+	}
+	if _, done := p.current(); !isClosed(done) {
+		t.Fatal("the last process is still running after stop")
+	}
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

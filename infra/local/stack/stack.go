@@ -372,12 +372,24 @@ func (s *Stack) Stop() error {
 func (s *Stack) PIDs() []int {
 	var pids []int
 	for _, p := range s.procs {
-		pids = append(pids, p.cmd.Process.Pid)
+		pids = append(pids, p.pid())
 	}
 	if s.pg != nil {
 		pids = append(pids, s.pg.PID())
 	}
 	return pids
+}
+
+// Kill sends SIGKILL to the running process of a function, as a crash would; the stack starts
+// it again (tests use it to show that nothing in flight is lost).
+func (s *Stack) Kill(function string) error {
+	for _, p := range s.procs {
+		if p.name == function {
+			cmd, _ := p.current()
+			return cmd.Process.Kill()
+		}
+	}
+	return fmt.Errorf("stack: %s is not running in this stack", function)
 }
 
 // WorkDir is the directory holding the binaries and temporary state.
