@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 
+	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/runtime"
 )
 
@@ -16,6 +17,12 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 	if err != nil {
 		return runtime.Function{}, err
 	}
+	// The publication is on the outbox table: make sure the schema is current first.
+	pool, err := db.OpenMigrated(ctx, cfg.DatabaseURL, d.Logger)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	pool.Close()
 	r, err := New(cfg, Deps{Logger: d.Logger, Registry: d.Registry})
 	if err != nil {
 		return runtime.Function{}, err

@@ -30,7 +30,7 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	pool, err := db.Open(ctx, url)
+	pool, err := db.OpenMigrated(ctx, url, d.Logger)
 	if err != nil {
 		return runtime.Function{}, err
 	}
