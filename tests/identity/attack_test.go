@@ -16,11 +16,13 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,4 +288,64 @@ func (s *syncBuffer) Since(n int) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()[n:]
+}
+
+// 10,000 tokens with random unknown kids cause at most 2 JWKS fetches at the identity server
+// (one refresh is allowed per 30 s), and none is accepted.
+func TestUnknownKidStorm(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := idp.New(idp.Config{Issuer: "http://" + ln.Addr().String() + "/oidc", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwksFetches atomic.Int32
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/oidc/jwks" {
+			jwksFetches.Add(1)
+		}
+		s.Handler().ServeHTTP(w, r)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	v, err := auth.NewVerifier(context.Background(), auth.Config{Issuer: s.Issuer(), Audience: idp.DefaultAPIResource,
+		Logger: slog.New(slog.DiscardHandler)}, &http.Client{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid, _ := s.Mint(idp.TokenRequest{Subject: "u_alice", Scopes: []string{auth.ScopeDashboardRead}})
+	if _, err := v.Verify(context.Background(), valid); err != nil {
+		t.Fatalf("valid token: %v", err)
+	}
+	claims := payloadOf(t, valid)
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	const n = 10000
+	tokens := make([]string, n)
+	for i := range tokens {
+		var kid [8]byte
+		rand.Read(kid[:])
+		tokens[i] = sign(t, jose.ES384, key, base64.RawURLEncoding.EncodeToString(kid[:]), claims)
+	}
+	fetchesBefore := jwksFetches.Load()
+	var accepted atomic.Int32
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < n; i += 16 {
+				if _, err := v.Verify(context.Background(), tokens[i]); err == nil {
+					accepted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if accepted.Load() != 0 {
+		t.Fatalf("%d tokens with unknown kids accepted", accepted.Load())
+	}
+	if got := jwksFetches.Load() - fetchesBefore; got > 2 {
+		t.Fatalf("%d JWKS fetches for %d unknown kids; want at most 2", got, n)
+	}
 }
