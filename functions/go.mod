@@ -7,6 +7,8 @@ require (
 	github.com/myscrollr/connect/shared v0.0.0-00010101000000-000000000000
 )
 
+require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+
 require (
 	github.com/aws/aws-lambda-go v1.55.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

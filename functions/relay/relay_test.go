@@ -22,7 +22,8 @@ func TestRelayDeliversOutboxEventsAsBinaryCloudEvents(t *testing.T) {
 
 	when := time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
 	install, err := outbox.New("/myscrollr/connect/install", "com.myscrollr.connect.install.completed",
-		map[string]any{"user_id": "u_1", "integration_id": "i_1", "price_cents": 499})
+		map[string]any{"install_id": "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90", "integration_id": "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91",
+			"name": "crypto-ticker", "user_id": "u_1", "scopes": []string{"dashboard:write"}, "installed_at": "2026-03-04T05:06:07Z"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestRelayDeliversOutboxEventsAsBinaryCloudEvents(t *testing.T) {
 		t.Fatalf("extensions = %v", ext)
 	}
 	var data map[string]any
-	if err := json.Unmarshal(e.Data(), &data); err != nil || data["user_id"] != "u_1" || data["price_cents"] != float64(499) {
+	if err := json.Unmarshal(e.Data(), &data); err != nil || data["user_id"] != "u_1" || data["name"] != "crypto-ticker" {
 		t.Fatalf("data = %s (%v)", e.Data(), err)
 	}
 	life := recs[byID[lifecycleID][0]]

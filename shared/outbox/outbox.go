@@ -8,7 +8,9 @@
 // without changing consumers. The aggregate id is the Kafka record key (the CloudEvent
 // partitionkey extension): events of one aggregate stay in order.
 //
-// Data must be JSON (datacontenttype application/json): the payload column is jsonb.
+// Data must be JSON (datacontenttype application/json): the payload column is jsonb. The data
+// of a platform event type (package events) must match its JSON Schema (package eventschema);
+// Write refuses it otherwise, naming the field.
 package outbox
 
 import (
@@ -22,6 +24,8 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/myscrollr/connect/events/eventschema"
 )
 
 // DefaultTopic is where platform events go.
@@ -83,6 +87,15 @@ func Write(ctx context.Context, tx Execer, e Event) (string, error) {
 			return "", errors.New("outbox: data is not valid JSON")
 		}
 		payload = data
+	}
+	// Platform events must match their schema: a bad payload is refused here, at its source.
+	if eventschema.Has(ce.Type()) {
+		if payload == nil {
+			return "", fmt.Errorf("outbox: %s needs JSON data", ce.Type())
+		}
+		if err := eventschema.Validate(ce.Type(), payload); err != nil {
+			return "", fmt.Errorf("outbox: %w", err)
+		}
 	}
 	ext := map[string]any{}
 	for k, v := range ce.Extensions() {

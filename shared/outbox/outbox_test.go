@@ -6,9 +6,12 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/events/eventschema"
 	"github.com/myscrollr/connect/shared/inbox"
 	"github.com/myscrollr/connect/shared/outbox"
 	"github.com/myscrollr/connect/shared/pgtest"
@@ -19,8 +22,9 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 func TestWriteCommitsWithTransaction(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
-	ce, err := outbox.New("/myscrollr/connect/install", "com.myscrollr.connect.install.completed",
-		map[string]any{"user_id": "u_1", "integration_id": "i_1"})
+	ce, err := outbox.New("/myscrollr/connect/install", events.TypeInstallCompleted, events.InstallCompleted{
+		InstallID: "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90", IntegrationID: "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91",
+		Name: "crypto-ticker", UserID: "u_1", Scopes: []string{"dashboard:write"}, InstalledAt: time.Now().UTC()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,6 +34,7 @@ func TestWriteCommitsWithTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer tx.Rollback(ctx)
 	id, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: "i_1", CloudEvent: ce})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +55,7 @@ func TestWriteCommitsWithTransaction(t *testing.T) {
 		source != "/myscrollr/connect/install" || subject != "u_1" || topic != outbox.DefaultTopic {
 		t.Fatalf("row = %s %s %s %s %s %s", aggType, aggID, typ, source, subject, topic)
 	}
-	var data map[string]string
+	var data map[string]any
 	if err := json.Unmarshal(payload, &data); err != nil || data["user_id"] != "u_1" {
 		t.Fatalf("payload = %s (%v)", payload, err)
 	}
@@ -63,7 +68,7 @@ func TestWriteCommitsWithTransaction(t *testing.T) {
 func TestRollbackLeavesNoEvent(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
-	ce, _ := outbox.New("/test", "com.myscrollr.connect.install.completed", map[string]int{"n": 1})
+	ce, _ := outbox.New("/test", "com.myscrollr.connect.test.rolledback", map[string]int{"n": 1})
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: "a", CloudEvent: ce}); err != nil {
 			return err
@@ -92,17 +97,24 @@ func TestWriteRejectsBadEvents(t *testing.T) {
 	badID.SetID("not-a-uuid")
 	xml := good.Clone()
 	xml.SetData("application/xml", []byte("<a/>"))
+	badPayload, _ := outbox.New("/test", events.TypeUserDeleted, map[string]any{"user_id": "", "deleted_at": "yesterday"})
 	cases := map[string]outbox.Event{
 		"no aggregate type": {AggregateID: "a", CloudEvent: good},
 		"no aggregate id":   {AggregateType: "t", CloudEvent: good},
 		"no type":           {AggregateType: "t", AggregateID: "a", CloudEvent: noType},
 		"id not uuid":       {AggregateType: "t", AggregateID: "a", CloudEvent: badID},
 		"xml data":          {AggregateType: "t", AggregateID: "a", CloudEvent: xml},
+		"off-schema data":   {AggregateType: "user", AggregateID: "u", CloudEvent: badPayload},
 	}
 	for name, e := range cases {
 		if _, err := outbox.Write(ctx, pool, e); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	_, err := outbox.Write(ctx, pool, cases["off-schema data"])
+	var se *eventschema.Error
+	if !errors.As(err, &se) || (se.Field != "user_id" && se.Field != "deleted_at") {
+		t.Errorf("off-schema data: %v; want an eventschema.Error naming the field", err)
 	}
 	var n int
 	pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n)

@@ -133,7 +133,17 @@ func Pool(tb testing.TB) *pgxpool.Pool {
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
-	tb.Cleanup(pool.Close)
+	tb.Cleanup(func() {
+		// Close blocks until every connection is returned; a test that failed while holding one
+		// (an open transaction, unclosed rows) must not hang the whole run.
+		done := make(chan struct{})
+		go func() { pool.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			tb.Errorf("pgtest: pool not closed after 10s: the test still holds a connection (open transaction or rows)")
+		}
+	})
 	return pool
 }
 

@@ -91,7 +91,9 @@ func TestOutboxToFunctionAndDeadLetter(t *testing.T) {
 		return id
 	}
 
-	goodID := write(events.TypeInstallCompleted, "integration-1", map[string]any{"user_id": "u_1", "integration_id": "integration-1"})
+	goodID := write(events.TypeInstallCompleted, "integration-1", events.InstallCompleted{
+		InstallID: "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90", IntegrationID: "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91",
+		Name: "crypto-ticker", UserID: "u_1", Scopes: []string{"dashboard:write"}, InstalledAt: time.Now().UTC()})
 	select {
 	case <-gotOne:
 	case <-ctx.Done():
@@ -105,7 +107,9 @@ func TestOutboxToFunctionAndDeadLetter(t *testing.T) {
 		t.Fatalf("delivered %+v; want id %s, binary mode, partitionkey integration-1", got, goodID)
 	}
 
-	poisonID := write(events.TypeHealthChanged, "integration-2", map[string]any{"integration_id": "integration-2", "status": "offline"})
+	poisonID := write(events.TypeHealthChanged, "integration-2", events.HealthChanged{
+		IntegrationID: "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a92", Name: "league-scores", Status: events.HealthOffline,
+		PreviousStatus: events.HealthHealthy, Uptime30d: 99.5, CheckedAt: time.Now().UTC()})
 	dlq := readDeadLetter(t, ctx, s.Brokers, poisonID)
 	if n := failerHits.Load(); n != 3 {
 		t.Errorf("failer saw %d attempts; want 3 (1 + retry 2)", n)
