@@ -60,6 +60,9 @@ type Config struct {
 	// APIResource is the API resource indicator, the audience of access tokens
 	// (LOGTO_API_RESOURCE, default https://api.myscrollr.local).
 	APIResource string
+	// WebhookSigningKey is the Logto webhook signing key given to logto-webhook
+	// (LOGTO_WEBHOOK_SIGNING_KEY); empty generates one per run.
+	WebhookSigningKey string
 	// M2MAppID and M2MAppSecret are the Management API credentials used with an external Logto
 	// (LOGTO_M2M_APP_ID, LOGTO_M2M_APP_SECRET).
 	M2MAppID, M2MAppSecret string
@@ -88,18 +91,19 @@ type Config struct {
 // FromEnv reads the configuration from the environment, with the local defaults.
 func FromEnv(root string) Config {
 	c := Config{
-		Root:           root,
-		Addr:           envOr("FRONT_DOOR_ADDR", "127.0.0.1:8080"),
-		DatabaseURL:    os.Getenv("DATABASE_URL"),
-		KafkaAddr:      envOr("KAFKA_ADDR", "127.0.0.1:9092"),
-		StripeAPIBase:  os.Getenv("STRIPE_API_BASE"),
-		StripeMockAddr: envOr("STRIPE_MOCK_ADDR", "127.0.0.1:12111"),
-		LogtoEndpoint:  os.Getenv("LOGTO_ENDPOINT"),
-		IdentityAddr:   envOr("IDENTITY_ADDR", "127.0.0.1:3001"),
-		APIResource:    os.Getenv("LOGTO_API_RESOURCE"),
-		M2MAppID:       os.Getenv("LOGTO_M2M_APP_ID"),
-		M2MAppSecret:   os.Getenv("LOGTO_M2M_APP_SECRET"),
-		Demo:           os.Getenv("DEMO") != "off",
+		Root:              root,
+		Addr:              envOr("FRONT_DOOR_ADDR", "127.0.0.1:8080"),
+		DatabaseURL:       os.Getenv("DATABASE_URL"),
+		KafkaAddr:         envOr("KAFKA_ADDR", "127.0.0.1:9092"),
+		StripeAPIBase:     os.Getenv("STRIPE_API_BASE"),
+		StripeMockAddr:    envOr("STRIPE_MOCK_ADDR", "127.0.0.1:12111"),
+		LogtoEndpoint:     os.Getenv("LOGTO_ENDPOINT"),
+		IdentityAddr:      envOr("IDENTITY_ADDR", "127.0.0.1:3001"),
+		APIResource:       os.Getenv("LOGTO_API_RESOURCE"),
+		M2MAppID:          os.Getenv("LOGTO_M2M_APP_ID"),
+		M2MAppSecret:      os.Getenv("LOGTO_M2M_APP_SECRET"),
+		WebhookSigningKey: os.Getenv("LOGTO_WEBHOOK_SIGNING_KEY"),
+		Demo:              os.Getenv("DEMO") != "off",
 	}
 	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
 		c.KafkaBrokers = strings.Split(b, ",")
@@ -189,27 +193,9 @@ func (s *Stack) start(ctx context.Context) error {
 	built := make(chan error, 1)
 	go func() { built <- buildFunctions(ctx, s.cfg.Root, filepath.Join(s.workDir, "bin"), names, s.log) }()
 
-	if err := s.startPostgres(ctx); err != nil {
-		<-built
-		return err
-	}
-	if err := s.startDemo(ctx); err != nil {
-		<-built
-		return err
-	}
-	if err := s.startKafka(); err != nil {
-		<-built
-		return err
-	}
-	s.WebhookSigningKey = os.Getenv("LOGTO_WEBHOOK_SIGNING_KEY")
-	if s.WebhookSigningKey == "" {
-		s.WebhookSigningKey = randomHex(24)
-	}
-	if err := s.startIdentity(ctx); err != nil {
-		<-built
-		return err
-	}
-	if err := <-built; err != nil {
+	serversErr := s.startServers(ctx)
+	buildErr := <-built
+	if err := errors.Join(serversErr, buildErr); err != nil {
 		return err
 	}
 	if err := s.startStripe(ctx); err != nil {
@@ -233,6 +219,25 @@ func (s *Stack) start(ctx context.Context) error {
 		return err
 	}
 	return s.startFrontDoor()
+}
+
+// startServers starts what the functions need: PostgreSQL (migrated), the demo integrations,
+// Kafka and the identity server.
+func (s *Stack) startServers(ctx context.Context) error {
+	if err := s.startPostgres(ctx); err != nil {
+		return err
+	}
+	if err := s.startDemo(ctx); err != nil {
+		return err
+	}
+	if err := s.startKafka(); err != nil {
+		return err
+	}
+	s.WebhookSigningKey = s.cfg.WebhookSigningKey
+	if s.WebhookSigningKey == "" {
+		s.WebhookSigningKey = randomHex(24)
+	}
+	return s.startIdentity(ctx)
 }
 
 func (s *Stack) functionNames() ([]string, error) {
