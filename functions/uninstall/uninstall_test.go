@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/myscrollr/connect/events"
-	"github.com/myscrollr/connect/infra/local/idp"
-	"github.com/myscrollr/connect/infra/local/idp/idptest"
+	"github.com/myscrollr/connect/shared/idp"
+	"github.com/myscrollr/connect/shared/idp/idptest"
 	"github.com/myscrollr/connect/shared/logto"
 	"github.com/myscrollr/connect/shared/pgtest"
 	"github.com/myscrollr/connect/shared/runtime"

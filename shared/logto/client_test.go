@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // server is a scripted Management API on 127.0.0.1 for the client's own
 // behaviour (token cache, retries, errors); the end-to-end test against the
-// development identity server lives in infra/local/idp.
+// development identity server lives in shared/idp.
 type server struct {
 	t          *testing.T
 	srv        *httptest.Server

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/myscrollr/connect/infra/local/idp/idptest"
+	"github.com/myscrollr/connect/shared/idp/idptest"
 	"github.com/myscrollr/connect/shared/logto"
 )
 

@@ -28,8 +28,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/myscrollr/connect/infra/local/idp"
-	"github.com/myscrollr/connect/infra/local/idp/idptest"
+	"github.com/myscrollr/connect/shared/idp"
+	"github.com/myscrollr/connect/shared/idp/idptest"
 	"github.com/myscrollr/connect/shared/auth"
 )
 

@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"strings"
 
-	"github.com/myscrollr/connect/infra/local/idp"
+	"github.com/myscrollr/connect/shared/idp"
 )
 
 // M2MAppID is the machine-to-machine application the functions use for the Logto Management

@@ -31,7 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/myscrollr/connect/infra/local/demo"
-	"github.com/myscrollr/connect/infra/local/idp"
+	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/pgcluster"
 )

@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/myscrollr/connect/infra/local/idp"
+	"github.com/myscrollr/connect/shared/idp"
 )
 
 func main() {

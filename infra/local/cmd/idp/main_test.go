@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/myscrollr/connect/infra/local/idp"
+	"github.com/myscrollr/connect/shared/idp"
 )
 
 func TestMintSubcommand(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/myscrollr/connect/infra/local/idp"
+	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/logto"
 )
