@@ -27,10 +27,25 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 		pool.Close()
 		return runtime.Function{}, err
 	}
+	// Expired tombstones are deleted at start (an instance scaled to zero starts often) and then
+	// every CleanupInterval while it runs.
+	cctx, stop := context.WithCancel(ctx)
+	ticker := time.NewTicker(cfg.CleanupInterval)
+	cleaned := make(chan struct{})
+	go func() {
+		defer close(cleaned)
+		h.RunCleanup(cctx, ticker.C, nil)
+	}()
 	return runtime.Function{
 		Name:  "logto-webhook",
 		HTTP:  h.Routes(),
 		Ready: pool.Ping,
-		Close: func() error { pool.Close(); return nil },
+		Close: func() error {
+			stop()
+			ticker.Stop()
+			<-cleaned
+			pool.Close()
+			return nil
+		},
 	}, nil
 }

@@ -92,14 +92,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	sum := sha256.Sum256(body)
-	res, err := h.apply(r.Context(), ev, hex.EncodeToString(sum[:]))
+	res, err := h.apply(r.Context(), log, ev, hex.EncodeToString(sum[:]))
 	if err != nil {
 		if r.Context().Err() != nil {
 			return err
 		}
 		return httpx.Unavailable("the event could not be stored; retry later", err)
 	}
-	log.Info("logto webhook applied", slog.Bool("duplicate", res.duplicate), slog.Int("events", res.events))
+	log.Info("logto webhook applied", slog.Bool("duplicate", res.duplicate), slog.Int("events", res.events),
+		slog.Int("ignored", res.ignored))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -172,15 +173,16 @@ func checkContentType(ct string) *httpx.Problem {
 type result struct {
 	duplicate bool
 	events    int // outbox events written
+	ignored   int // changes that lost against newer state (see doc.go, Ordering)
 }
 
 // apply stores the effects of ev and its outbox events in one transaction, claiming the
 // delivery (identified by the body hash) first.
-func (h *Handler) apply(ctx context.Context, ev *hookEvent, bodyHash string) (result, error) {
+func (h *Handler) apply(ctx context.Context, log *slog.Logger, ev *hookEvent, bodyHash string) (result, error) {
 	var res result
 	err := pgx.BeginFunc(ctx, h.pool, func(tx pgx.Tx) error {
 		res = result{}
-		w := &writer{h: h, tx: tx, ev: ev, hash: bodyHash}
+		w := &writer{h: h, tx: tx, ev: ev, hash: bodyHash, log: log}
 		claimed, err := w.claim(ctx)
 		if err != nil {
 			return err
@@ -197,7 +199,7 @@ func (h *Handler) apply(ctx context.Context, ev *hookEvent, bodyHash string) (re
 		case eventRoleDeleted:
 			err = w.roleDeleted(ctx)
 		}
-		res.events = w.events
+		res.events, res.ignored = w.events, w.ignored
 		return err
 	})
 	return res, err
