@@ -78,6 +78,10 @@ type Resource struct {
 	Name      string
 	Indicator string
 	Scopes    []string
+	// Clients, when not nil, are the only applications that may obtain tokens for this
+	// resource, by client credentials only: no user flow reaches it. The audiences of the
+	// functions' event endpoints are such resources (sender identity, see shared/runtime).
+	Clients []string
 }
 
 // Config configures a Server. The zero value serves on DefaultAddr.
@@ -90,6 +94,8 @@ type Config struct {
 	// Resources are the API resources; the MyScrollr API with every scope
 	// of the marketplace is added by default when empty.
 	Resources []Resource
+	// ExtraResources are added to Resources (after the default one).
+	ExtraResources []Resource
 	// DevEndpoints enables POST /dev/token and POST /dev/rotate-key.
 	DevEndpoints bool
 	// AccessTokenTTL is the access token lifetime; default 1 hour.
@@ -143,6 +149,7 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Resources) == 0 {
 		cfg.Resources = []Resource{{Name: "MyScrollr API", Indicator: DefaultAPIResource, Scopes: scopeNames()}}
 	}
+	cfg.Resources = append(slices.Clone(cfg.Resources), cfg.ExtraResources...)
 	s := &Server{cfg: cfg, issuer: cfg.Issuer, base: strings.TrimSuffix(cfg.Issuer, "/oidc"), log: cfg.Logger, now: cfg.Clock}
 	s.store = newStore(s)
 	for _, c := range cfg.Clients {

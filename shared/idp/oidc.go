@@ -53,6 +53,9 @@ func (s *Server) buildHandler() error {
 // Authorize stores the request together with its `resource` and sends the
 // user to the sign-in page.
 func (o *oidcServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
+	if res, ok := o.s.resource(r.Form.Get("resource")); ok && res.Clients != nil {
+		return nil, oidc.ErrInvalidTarget().WithDescription("this resource is for services only")
+	}
 	return o.LegacyServer.Authorize(withResource(ctx, r.Form.Get("resource")), r)
 }
 
@@ -82,6 +85,9 @@ func (o *oidcServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.
 	}
 	if ar.Resource != "" && resource != ar.Resource {
 		return nil, oidc.ErrInvalidTarget().WithDescription("resource differs from the authorization request")
+	}
+	if res, ok := o.s.resource(resource); ok && res.Clients != nil {
+		return nil, oidc.ErrInvalidTarget().WithDescription("this resource is for services only")
 	}
 	aud := resource
 	if aud == "" {
@@ -128,6 +134,9 @@ func (o *oidcServer) ClientCredentialsExchange(ctx context.Context, r *op.Client
 		res, ok := o.s.resource(resource)
 		if !ok {
 			return nil, oidc.ErrInvalidTarget().WithDescription("unknown resource")
+		}
+		if res.Clients != nil && !slices.Contains(res.Clients, app.ID) {
+			return nil, oidc.ErrInvalidTarget().WithDescription("this application may not obtain tokens for this resource")
 		}
 		allowed = res.Scopes
 		if app.Scopes != nil {

@@ -2,12 +2,14 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -25,6 +27,11 @@ type Config struct {
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: Go duration, default 30s
 	MaxEventBytes   int64         // MAX_EVENT_BYTES: default 1 MiB
 	Lambda          bool          // AWS_LAMBDA_RUNTIME_API set: serve through aws-lambda-go
+	// Senders: EVENTS_OIDC_ISSUER, EVENTS_OIDC_AUDIENCE, EVENTS_OIDC_JWKS_URL,
+	// EVENTS_OIDC_SUBJECTS, EVENTS_OIDC_ALGORITHMS (see SenderConfig). Required by a function
+	// that handles events, except on Lambda, where events arrive through the Kafka event source
+	// mapping (IAM) and POST /events without them refuses everything.
+	Senders SenderConfig
 }
 
 // ConfigFromEnv reads Config through getenv; errors name the variable and the reason.
@@ -59,6 +66,18 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("MAX_EVENT_BYTES %q: want a positive number of bytes", v)
 		}
 		c.MaxEventBytes = n
+	}
+	c.Senders = SenderConfig{
+		Issuer:     getenv("EVENTS_OIDC_ISSUER"),
+		Audience:   getenv("EVENTS_OIDC_AUDIENCE"),
+		JWKSURL:    getenv("EVENTS_OIDC_JWKS_URL"),
+		Subjects:   splitList(getenv("EVENTS_OIDC_SUBJECTS")),
+		Algorithms: splitList(getenv("EVENTS_OIDC_ALGORITHMS")),
+	}
+	if c.Senders.Enabled() {
+		if err := c.Senders.validate(); err != nil {
+			return c, err
+		}
 	}
 	c.Host = getenv("LISTEN_HOST")
 	c.Lambda = getenv("AWS_LAMBDA_RUNTIME_API") != ""
@@ -96,6 +115,21 @@ func run(ctx context.Context, name string, getenv func(string) string, out io.Wr
 	if fn.Name == "" {
 		fn.Name = name
 	}
+	if fn.Events != nil {
+		switch {
+		case cfg.Senders.Enabled():
+			if d.Senders, err = NewSenderVerifier(ctx, cfg.Senders, log, nil); err != nil {
+				log.Error("invalid configuration", slog.Any("error", err))
+				closeFn(fn)
+				return 1
+			}
+		case !cfg.Lambda:
+			log.Error("invalid configuration", slog.Any("error", errors.New(
+				"this function receives events: set EVENTS_OIDC_ISSUER and EVENTS_OIDC_AUDIENCE so POST /events can verify the sender")))
+			closeFn(fn)
+			return 1
+		}
+	}
 	if cfg.Lambda {
 		h := LambdaHandler(fn, d)
 		opts := []lambda.Option{lambda.WithContext(ctx)}
@@ -108,9 +142,7 @@ func run(ctx context.Context, name string, getenv func(string) string, out io.Wr
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		log.Error("listen failed", slog.Any("error", err))
-		if fn.Close != nil {
-			_ = fn.Close()
-		}
+		closeFn(fn)
 		return 1
 	}
 	if err := Serve(ctx, ln, fn, d); err != nil {
@@ -118,4 +150,21 @@ func run(ctx context.Context, name string, getenv func(string) string, out io.Wr
 		return 1
 	}
 	return 0
+}
+
+func closeFn(fn Function) {
+	if fn.Close != nil {
+		_ = fn.Close()
+	}
+}
+
+// splitList splits a comma-separated setting, dropping empty items and spaces.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
