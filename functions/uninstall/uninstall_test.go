@@ -76,7 +76,7 @@ func (b bundle) serve(t *testing.T, r Revoker) (*Service, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := runtime.NewHandler(runtime.Function{Name: "uninstall", Events: svc.HandleEvent}, runtime.Deps{Logger: discard()})
+	h, err := runtime.NewHandler(runtime.Function{Name: "uninstall", Events: svc.HandleEvent}, runtime.Deps{Logger: discard(), InsecureEvents: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,12 +29,19 @@ const (
 	OutcomeRetry     = "retry"
 	OutcomePermanent = "permanent"
 	OutcomeMalformed = "malformed"
+	// OutcomeUnauthenticated counts events refused because the sender had no valid token.
+	OutcomeUnauthenticated = "unauthenticated"
 )
 
 func (s *server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		httpx.WriteProblem(w, r, httpx.MethodNotAllowed(r.Method))
+		return
+	}
+	// The sender is checked before the body is read: an unauthenticated caller costs no
+	// parsing and reaches no handler.
+	if !s.authenticateSender(w, r) {
 		return
 	}
 	ev, p := s.decodeHTTPEvent(w, r)

@@ -80,7 +80,7 @@ func (rc *recorder) last() cloudevents.Event {
 func TestEventReplyCodes(t *testing.T) {
 	t.Parallel()
 	rc := &recorder{}
-	b := setup(t, runtime.Function{Name: "notify", Events: rc.handle}, runtime.Deps{})
+	b := setup(t, runtime.Function{Name: "notify", Events: rc.handle}, runtime.Deps{InsecureEvents: true})
 	cases := []struct {
 		eventType string
 		status    int
@@ -133,7 +133,7 @@ func TestEventReplyCodes(t *testing.T) {
 func TestMalformedEvents(t *testing.T) {
 	t.Parallel()
 	rc := &recorder{}
-	b := setup(t, runtime.Function{Name: "notify", Events: rc.handle}, runtime.Deps{MaxEventBytes: 512})
+	b := setup(t, runtime.Function{Name: "notify", Events: rc.handle}, runtime.Deps{MaxEventBytes: 512, InsecureEvents: true})
 	binary := func(mutate func(h http.Header)) *http.Request {
 		req := eventRequest(t, b.url, sampleEvent(t, "com.myscrollr.connect.install.completed"), false)
 		mutate(req.Header)
@@ -231,7 +231,7 @@ func FuzzEvents(f *testing.F) {
 	f.Add("", "", "", "", "application/cloudevents-batch+json", "ce-x", "", []byte(`[{}]`))
 	f.Add("1.0", "1", "/s", "t", "application/json; charset=", "ce-Ünicode", "\x00", []byte{0xff})
 	srv, err := runtime.NewHandler(runtime.Function{Name: "fuzz", Events: func(context.Context, cloudevents.Event) error { return nil }},
-		runtime.Deps{Logger: discard(), MaxEventBytes: 4096})
+		runtime.Deps{Logger: discard(), MaxEventBytes: 4096, InsecureEvents: true})
 	if err != nil {
 		f.Fatal(err)
 	}

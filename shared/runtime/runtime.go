@@ -44,6 +44,13 @@ type Deps struct {
 	MaxEventBytes int64
 	// ReadyTimeout bounds one Function.Ready call. Zero means 5s.
 	ReadyTimeout time.Duration
+	// Senders verifies the sender token of every event at POST /events (Knative Eventing
+	// sender identity, see SenderConfig). Without it, and without InsecureEvents, every event
+	// is refused with 401: events are never accepted from an unproven sender by default.
+	Senders SenderVerifier
+	// InsecureEvents accepts events at POST /events without a sender token. Only for tests of
+	// a function's event handling; Main never sets it.
+	InsecureEvents bool
 }
 
 // DefaultMaxEventBytes is the default CloudEvent body limit (1 MiB).
