@@ -6,7 +6,7 @@ FUNCTION_NAMES := $(notdir $(patsubst %/main.go,%,$(wildcard functions/*/main.go
 GO        ?= go
 # Tests that start PostgreSQL clusters and Kafka clusters in process; 2 packages at a time
 # keeps a 2-core machine responsive.
-TESTFLAGS ?= -p 2 -timeout 15m
+TESTFLAGS ?= -race -p 2 -timeout 15m
 BENCHTIME ?= 1s
 BENCHOUT  ?= bench/results
 
