@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -13,7 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -109,10 +114,12 @@ type query struct {
 	after                                       *cursor
 }
 
+// cursor is where a page ends: the sort, and the sort key and id of its last item.
 type cursor struct {
 	Sort string `json:"s"`
 	Key  string `json:"k"`
 	ID   string `json:"id"`
+	key  any    // Key as the value bound to the query (set by decodeCursor)
 }
 
 // parseQuery validates the query string, naming every bad parameter.
@@ -120,14 +127,34 @@ func parseQuery(v url.Values) (query, error) {
 	var q query
 	var bad []httpx.FieldError
 	fail := func(field, reason string) { bad = append(bad, httpx.FieldError{Field: field, Reason: reason}) }
-	for name, vals := range v {
+	// PostgreSQL refuses NUL bytes and invalid UTF-8 in text, which would surface as a 500:
+	// refuse them here, for every parameter, before anything reaches a query. The names are
+	// sorted so the reply is the same for the same request, and only a few unknown names are
+	// listed, so a request with thousands of parameters does not get an answer as large.
+	names := slices.Sorted(maps.Keys(v))
+	unknown := 0
+	for _, name := range names {
+		vals := v[name]
 		if !allowedParams[name] {
-			fail(name, "unknown query parameter")
+			if unknown++; unknown <= maxUnknownListed {
+				fail(fieldName(name), "unknown query parameter")
+			}
 			continue
 		}
 		if name != "tag" && len(vals) > 1 {
 			fail(name, "given more than once")
 		}
+		for _, val := range vals {
+			if reason := badText(val); reason != "" {
+				fail(name, reason)
+				v = without(v, name) // checked no further
+				break
+			}
+		}
+	}
+	if unknown > maxUnknownListed {
+		fail("query", fmt.Sprintf("%d unknown query parameters in all; the allowed ones are %s",
+			unknown, strings.Join(slices.Sorted(maps.Keys(allowedParams)), ", ")))
 	}
 	for name, allowed := range enumParams {
 		val := v.Get(name)
@@ -189,19 +216,121 @@ func parseQuery(v url.Values) (query, error) {
 	return q, nil
 }
 
+// maxUnknownListed is how many unknown parameter names a 400 lists one by one.
+const maxUnknownListed = 5
+
+// badText says why s cannot be used as text (PostgreSQL's text type refuses NUL bytes and
+// invalid UTF-8), or "" when it can.
+func badText(s string) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "must be valid UTF-8"
+	case strings.IndexByte(s, 0) >= 0:
+		return "must not contain NUL bytes"
+	}
+	return ""
+}
+
+// fieldName is how a parameter name is shown in a problem: as given when it is short, printable
+// UTF-8, else quoted (Go syntax) and shortened, so the reply is readable and bounded.
+func fieldName(name string) string {
+	clean := name != "" && utf8.ValidString(name) && len(name) <= 64 && !strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) })
+	if clean {
+		return name
+	}
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return strconv.QuoteToASCII(name)
+}
+
+func without(v url.Values, name string) url.Values {
+	c := maps.Clone(v)
+	delete(c, name)
+	return c
+}
+
+// maxCursorLen bounds a cursor. The longest genuine one is for sort=name: a display name of
+// 100 characters, each at most 6 bytes once JSON-escaped, plus the id, about 900 characters in
+// base64.
+const maxCursorLen = 1024
+
+// decodeCursor decodes and checks a cursor, so that a forged one is refused here with a
+// reason instead of failing in PostgreSQL: the sort must exist, the id must be a UUID, and the
+// key must be a value of the sort key's type.
 func decodeCursor(s string) (cursor, error) {
 	var c cursor
-	if len(s) > 512 {
-		return c, errors.New("too long")
+	if len(s) > maxCursorLen {
+		return c, fmt.Errorf("too long (at most %d characters)", maxCursorLen)
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
+		return c, errors.New("not a cursor from this API (not unpadded base64url)")
+	}
+	if err := json.Unmarshal(raw, &c); err != nil || sorts[c.Sort].expr == "" {
 		return c, errors.New("not a cursor from this API")
 	}
-	if err := json.Unmarshal(raw, &c); err != nil || c.ID == "" || sorts[c.Sort].expr == "" {
-		return c, errors.New("not a cursor from this API")
+	id, err := uuid.Parse(c.ID)
+	if err != nil || len(c.ID) != 36 {
+		return c, errors.New("not a cursor from this API (its id is not a UUID)")
 	}
+	c.ID = id.String()
+	key, err := parseKey(c.Sort, c.Key)
+	if err != nil {
+		return c, fmt.Errorf("not a cursor from this API (its key is %s)", err)
+	}
+	c.key = key
 	return c, nil
+}
+
+// decimalRE is the text of a numeric sort key (rating_avg is numeric(3,2)).
+var decimalRE = regexp.MustCompile(`^-?[0-9]{1,12}(\.[0-9]{1,12})?$`)
+
+// floatRE is the text of a real sort key as PostgreSQL writes it (ts_rank: "0.0607927",
+// "1e-20"); strconv alone would also take hex, "Inf" and "NaN".
+var floatRE = regexp.MustCompile(`^-?[0-9]{1,40}(\.[0-9]{1,40})?(e[-+]?[0-9]{1,3})?$`)
+
+// Layouts of a timestamptz key: RFC 3339 as cursors are made now, and PostgreSQL's ISO text
+// output, as they were made before.
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07", "2006-01-02 15:04:05.999999999Z07:00"}
+
+// parseKey turns a cursor's key into the value bound to @after_key for sortName, or fails.
+func parseKey(sortName, key string) (any, error) {
+	switch sorts[sortName].cast {
+	case "bigint":
+		n, err := strconv.ParseInt(key, 10, 64)
+		if err != nil {
+			return nil, errors.New("not a 64-bit integer")
+		}
+		return n, nil
+	case "numeric":
+		if !decimalRE.MatchString(key) {
+			return nil, errors.New("not a decimal number")
+		}
+		return key, nil
+	case "timestamptz":
+		for _, layout := range timeLayouts {
+			if t, err := time.Parse(layout, key); err == nil {
+				return t, nil
+			}
+		}
+		return nil, errors.New("not a time")
+	case "real":
+		if !floatRE.MatchString(key) {
+			return nil, errors.New("not a decimal number")
+		}
+		f, err := strconv.ParseFloat(key, 32)
+		if err != nil || math.IsInf(f, 0) {
+			return nil, errors.New("not a finite number")
+		}
+		return float32(f), nil
+	case "text":
+		if badText(key) != "" {
+			return nil, errors.New("not text")
+		}
+		return key, nil
+	}
+	return nil, errors.New("unknown sort")
 }
 
 func (c cursor) encode() string {
@@ -257,7 +386,7 @@ func (s *Store) List(ctx context.Context, q query) (Page, error) {
 	}
 	if q.after != nil {
 		where = append(where, fmt.Sprintf("(%s, id) %s (@after_key::%s, @after_id::uuid)", spec.expr, cmp, spec.cast))
-		args["after_key"], args["after_id"] = q.after.Key, q.after.ID
+		args["after_key"], args["after_id"] = q.after.key, q.after.ID
 	}
 	sql := fmt.Sprintf("SELECT %s, (%s)::text AS sort_key FROM integrations WHERE %s ORDER BY %s %s, id %s LIMIT @limit",
 		listingColumns, spec.expr, strings.Join(where, " AND "), spec.expr, dir, dir)
@@ -282,7 +411,13 @@ func (s *Store) List(ctx context.Context, q query) (Page, error) {
 	}
 	if len(page.Items) > q.limit {
 		page.Items = page.Items[:q.limit]
-		page.NextCursor = cursor{Sort: q.sort, Key: keys[q.limit-1], ID: page.Items[q.limit-1].ID}.encode()
+		last := page.Items[q.limit-1]
+		key := keys[q.limit-1]
+		if spec.expr == "published_at" {
+			// Not PostgreSQL's text, which depends on the session's DateStyle and TimeZone.
+			key = last.PublishedAt.UTC().Format(time.RFC3339Nano)
+		}
+		page.NextCursor = cursor{Sort: q.sort, Key: key, ID: last.ID}.encode()
 	}
 	return page, nil
 }
@@ -314,7 +449,8 @@ func Routes(store *Store) http.Handler {
 	mux.Handle("GET /v1/integrations", httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		values, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
-			return httpx.BadRequest("malformed query string", httpx.FieldError{Field: "query", Reason: "not valid URL encoding"})
+			// A bad %-escape, a ';' separator, or more parameters than net/url parses.
+			return httpx.BadRequest("malformed query string", httpx.FieldError{Field: "query", Reason: err.Error()})
 		}
 		q, err := parseQuery(values)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/pgtest"
+	"github.com/myscrollr/connect/shared/runtime"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -29,9 +31,21 @@ type bundle struct {
 func setupCatalog(t *testing.T) bundle {
 	t.Helper()
 	pool := pgtest.Pool(t)
-	srv := httptest.NewServer(Routes(&Store{pool: pool}))
+	srv := httptest.NewServer(catalogHandler(t, pool))
 	t.Cleanup(srv.Close)
 	return bundle{srv: srv, pool: pool}
+}
+
+// catalogHandler is the catalog as it is served: its routes behind the runtime's handler
+// stack (request ids, problem+json for unknown routes and methods, panic recovery).
+func catalogHandler(tb testing.TB, pool *pgxpool.Pool) http.Handler {
+	tb.Helper()
+	h, err := runtime.NewHandler(runtime.Function{Name: "catalog", HTTP: Routes(&Store{pool: pool})},
+		runtime.Deps{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
 }
 
 type seed struct {
@@ -42,7 +56,7 @@ type seed struct {
 	published                                               bool
 }
 
-func (b bundle) insert(t *testing.T, s seed) {
+func (b bundle) insert(t testing.TB, s seed) {
 	t.Helper()
 	var mode any
 	if s.typ == "" {
