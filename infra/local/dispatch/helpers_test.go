@@ -39,7 +39,7 @@ kind: Service
 metadata: {name: ingest, namespace: connect}
 spec: {template: {spec: {containers: [{image: "ko://github.com/myscrollr/connect/functions/ingest"}]}}}
 ---
-apiVersion: eventing.kafka.knative.dev/v1alpha1
+apiVersion: eventing.knative.dev/v1alpha1
 kind: KafkaSink
 metadata: {name: dlq, namespace: connect}
 spec: {topic: connect.events.dlq, bootstrapServers: [x]}
@@ -58,7 +58,7 @@ spec:
     backoffPolicy: exponential
     backoffDelay: PT0.001S
     deadLetterSink:
-      ref: {apiVersion: eventing.kafka.knative.dev/v1alpha1, kind: KafkaSink, name: dlq}
+      ref: {apiVersion: eventing.knative.dev/v1alpha1, kind: KafkaSink, name: dlq}
 ---
 apiVersion: eventing.knative.dev/v1
 kind: Trigger

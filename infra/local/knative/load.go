@@ -28,6 +28,11 @@ const (
 	AnnotationExternalTopic = "kafka.eventing.knative.dev/external.topic"
 )
 
+// KafkaSinkAPIVersion is the apiVersion of KafkaSink, as its CRD (eventing-kafka-broker,
+// kafkasinks.eventing.knative.dev) serves it. The group is eventing.knative.dev; the
+// look-alike eventing.kafka.knative.dev is not served and a cluster would reject it.
+const KafkaSinkAPIVersion = "eventing.knative.dev/v1alpha1"
+
 // ignoredKinds are core kinds that configure the cluster; the local runtime has no use for them.
 var ignoredKinds = map[string]bool{
 	"v1/Namespace": true, "v1/ConfigMap": true, "v1/Secret": true, "v1/ServiceAccount": true,
@@ -36,25 +41,36 @@ var ignoredKinds = map[string]bool{
 // dns1123Label is the shape of a Kubernetes object name that is also a DNS label.
 var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
-// Load reads every *.yaml and *.yml file of dir (not recursive, in name order), then checks
-// the references between the objects.
-func Load(dir string) (*Manifests, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("knative manifests: %w", err)
+// Load reads every *.yaml and *.yml file of each dir (not recursive, in name order, the dirs
+// in the order given), then checks the references between all the objects read, so a
+// manifest of one directory may refer to an object of another. With more than one dir, each
+// Object.File is "<base name of the dir>/<file>" so errors say which directory.
+func Load(dirs ...string) (*Manifests, error) {
+	if len(dirs) == 0 {
+		return nil, errors.New("knative manifests: no directory given")
 	}
 	m := &Manifests{}
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
-			continue
-		}
-		data, err := readBounded(filepath.Join(dir, name))
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("knative manifests: %w", err)
 		}
-		if err := m.parseFile(name, data); err != nil {
-			return nil, err
+		for _, e := range entries {
+			name := e.Name()
+			if e.IsDir() || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+				continue
+			}
+			data, err := readBounded(filepath.Join(dir, name))
+			if err != nil {
+				return nil, err
+			}
+			file := name
+			if len(dirs) > 1 {
+				file = filepath.Base(filepath.Clean(dir)) + "/" + name
+			}
+			if err := m.parseFile(file, data); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := m.check(); err != nil {
@@ -393,7 +409,7 @@ func (m *Manifests) parseDocument(d Document) error {
 			return err
 		}
 		m.KafkaSources = append(m.KafkaSources, k)
-	case group == "eventing.kafka.knative.dev" && h.Kind == "KafkaSink":
+	case h.APIVersion == KafkaSinkAPIVersion && h.Kind == "KafkaSink":
 		var r rawKafkaSink
 		if err := decode(&r); err != nil {
 			return err
@@ -633,6 +649,9 @@ func (m *Manifests) checkDelivery(o Object, field string, d *Delivery) error {
 	ref := d.DeadLetterSink.Ref
 	switch ref.Kind {
 	case "KafkaSink":
+		if ref.APIVersion != KafkaSinkAPIVersion {
+			return fieldError(o, field+".deadLetterSink.ref.apiVersion", "must be %s for a KafkaSink, got %q", KafkaSinkAPIVersion, ref.APIVersion)
+		}
 		if _, ok := m.KafkaSink(ref.Name); !ok {
 			return fieldError(o, field+".deadLetterSink.ref.name", "no KafkaSink named %q", ref.Name)
 		}

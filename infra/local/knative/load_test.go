@@ -6,8 +6,13 @@ import (
 	"time"
 )
 
+// TestLoadRepositoryManifests reads infra/knative together with infra/knative-pending: the
+// whole routing table, deployed and pending, must load and resolve its references.
 func TestLoadRepositoryManifests(t *testing.T) {
-	m, err := Load(manifestDir)
+	if _, err := Load(manifestDir); err != nil {
+		t.Fatalf("infra/knative alone: %v", err)
+	}
+	m, err := Load(manifestDir, pendingDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +42,7 @@ func TestLoadRepositoryManifests(t *testing.T) {
 		if e := env["DATABASE_URL"]; e.From == nil || e.From.Kind != "Secret" {
 			t.Errorf("%s: DATABASE_URL not from a Secret: %+v", s.Name, e)
 		}
-		if e := env["KAFKA_BROKERS"]; e.From == nil || e.From.Kind != "ConfigMap" {
+		if e, ok := env["KAFKA_BROKERS"]; ok && (e.From == nil || e.From.Kind != "ConfigMap") {
 			t.Errorf("%s: KAFKA_BROKERS not from a ConfigMap: %+v", s.Name, e)
 		}
 	}
@@ -145,7 +150,9 @@ spec:
 		{"bad backoff policy", trigger + "  delivery: {backoffPolicy: random}\n", `field spec.delivery.backoffPolicy: must be linear or exponential`},
 		{"negative retry", trigger + "  delivery: {retry: -1}\n", `field spec.delivery.retry: must not be negative`},
 		{"retry of wrong type", trigger + "  delivery: {retry: many}\n", `Trigger "t1": field spec.delivery.retry: expected int, got string`},
-		{"missing dead-letter sink", trigger + "  delivery: {deadLetterSink: {ref: {apiVersion: eventing.kafka.knative.dev/v1alpha1, kind: KafkaSink, name: dlq}}}\n", `no KafkaSink named "dlq"`},
+		{"missing dead-letter sink", trigger + "  delivery: {deadLetterSink: {ref: {apiVersion: eventing.knative.dev/v1alpha1, kind: KafkaSink, name: dlq}}}\n", `no KafkaSink named "dlq"`},
+		{"dead-letter sink of the wrong group", trigger + "  delivery: {deadLetterSink: {ref: {apiVersion: eventing.kafka.knative.dev/v1alpha1, kind: KafkaSink, name: dlq}}}\n", `field spec.delivery.deadLetterSink.ref.apiVersion: must be eventing.knative.dev/v1alpha1`},
+		{"KafkaSink of the wrong group", "---\napiVersion: eventing.kafka.knative.dev/v1alpha1\nkind: KafkaSink\nmetadata: {name: dlq}\nspec: {topic: t, bootstrapServers: [b]}\n", `unsupported apiVersion/kind eventing.kafka.knative.dev/v1alpha1 KafkaSink`},
 		{"unsupported kind", "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n", `unsupported apiVersion/kind apps/v1 Deployment`},
 		{"missing name", "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", `field metadata.name: required`},
 		{"duplicate key", "---\napiVersion: v1\napiVersion: v1\n", `document 3`},

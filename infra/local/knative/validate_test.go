@@ -1,22 +1,40 @@
 package knative
 
 import (
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
 const (
-	manifestDir = "../../knative"
-	crdDir      = "testdata/crds"
+	manifestDir  = "../../knative"         // what skaffold applies: functions that exist
+	pendingDir   = "../../knative-pending" // manifests of functions not built yet
+	functionsDir = "../../../functions"
+	skaffoldFile = "../../../skaffold.yaml"
+	crdDir       = "testdata/crds"
 )
 
-// TestManifestsValidate checks every manifest in infra/knative against the CRD schema of its
-// kind and version. KafkaSink and core kinds are skipped (see SkipReason).
+// TestManifestsValidate checks every manifest in infra/knative and infra/knative-pending
+// against the CRD schema of its kind and version. Only core kinds are skipped (SkipReason).
 func TestManifestsValidate(t *testing.T) {
-	if err := Validate(manifestDir, crdDir); err != nil {
-		t.Fatalf("manifests do not validate:\n%v", err)
+	for _, dir := range []string{manifestDir, pendingDir} {
+		if err := Validate(dir, crdDir); err != nil {
+			t.Errorf("%s does not validate:\n%v", dir, err)
+		}
+	}
+}
+
+// TestSkipOnlyCoreKinds keeps SkipReason to the core kinds, which have no CRD: every custom
+// kind must be validated.
+func TestSkipOnlyCoreKinds(t *testing.T) {
+	for k := range SkipReason {
+		if !strings.HasPrefix(k, "v1/") {
+			t.Errorf("SkipReason skips %s, a custom kind: validate it against its CRD instead", k)
+		}
 	}
 }
 
@@ -33,6 +51,7 @@ func TestLoadCRDsCoversEveryKind(t *testing.T) {
 		"sources.knative.dev/v1beta2/PingSource",
 		"sources.knative.dev/v1beta1/KafkaSource",
 		"sources.knative.dev/v1/KafkaSource",
+		KafkaSinkAPIVersion + "/KafkaSink",
 	} {
 		if s.byKind[k] == nil {
 			t.Errorf("no schema for %s", k)
@@ -142,31 +161,106 @@ spec:
 	}
 }
 
-// TestEveryFunctionHasService checks that each function folder under functions/ has a Service
-// running its image. Folders not created yet are simply not there.
-func TestEveryFunctionHasService(t *testing.T) {
+// builtFunctions returns the folders of functions/ that hold a main package (main.go with
+// "package main"): the functions that exist.
+func builtFunctions(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(functionsDir)
+	if err != nil {
+		t.Fatalf("functions folder: %v", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && isMainPackage(t, filepath.Join(functionsDir, e.Name(), "main.go")) {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		t.Fatalf("no functions/*/main.go found under %s", functionsDir)
+	}
+	return names
+}
+
+// isMainPackage reports whether path exists and declares package main.
+func isMainPackage(t *testing.T, path string) bool {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		return false
+	}
+	f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.PackageClauseOnly)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return f.Name.Name == "main"
+}
+
+// TestServicesMatchFunctions checks both directions between infra/knative and functions/:
+// every function (functions/<name>/main.go, package main) has a Service, and every Service
+// runs the ko image of a function that exists, under the function's name. Manifests of
+// functions not built yet live in infra/knative-pending, and a pending Service whose function
+// has landed must move.
+func TestServicesMatchFunctions(t *testing.T) {
 	m, err := Load(manifestDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range m.Services {
-		if s.FunctionName() != s.Name {
-			t.Errorf("Service %q runs image %q, want ko://github.com/myscrollr/connect/functions/%s", s.Name, s.Image, s.Name)
+	built := builtFunctions(t)
+	for _, name := range built {
+		if _, ok := m.Service(name); !ok {
+			t.Errorf("functions/%s has no Service in infra/knative/20-services.yaml (move it from infra/knative-pending, or add one)", name)
 		}
 	}
-	entries, err := os.ReadDir("../../../functions")
-	if err != nil {
-		t.Skipf("no functions folder: %v", err)
+	for _, s := range m.Services {
+		fn := s.FunctionName()
+		switch {
+		case fn != s.Name:
+			t.Errorf("Service %q runs image %q, want ko://github.com/myscrollr/connect/functions/%s", s.Name, s.Image, s.Name)
+		case !slices.Contains(built, fn):
+			t.Errorf("Service %q runs functions/%s, which has no main.go (package main): its manifests belong in infra/knative-pending", s.Name, fn)
+		}
 	}
-	for _, e := range entries {
-		if !e.IsDir() {
+
+	pending, err := Load(manifestDir, pendingDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range pending.Services {
+		if _, deployed := m.Service(s.Name); deployed {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join("../../../functions", e.Name(), "main.go")); err != nil {
-			continue // not a function binary (yet)
+		if s.FunctionName() != s.Name {
+			t.Errorf("pending Service %q runs image %q, want ko://github.com/myscrollr/connect/functions/%s", s.Name, s.Image, s.Name)
 		}
-		if _, ok := m.Service(e.Name()); !ok {
-			t.Errorf("functions/%s has no Service in infra/knative", e.Name())
+		if slices.Contains(built, s.Name) {
+			t.Errorf("functions/%s exists: move its Service, Triggers and sources from infra/knative-pending into infra/knative", s.Name)
 		}
+	}
+}
+
+// TestSkaffoldBuildsEveryService checks that skaffold.yaml builds exactly the images of the
+// Services in infra/knative: one ko artifact per Service, none for pending functions.
+func TestSkaffoldBuildsEveryService(t *testing.T) {
+	m, err := Load(manifestDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(skaffoldFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var artifacts []string
+	for line := range strings.Lines(string(data)) {
+		if img, ok := strings.CutPrefix(strings.TrimSpace(line), "- image: "); ok {
+			artifacts = append(artifacts, img)
+		}
+	}
+	var images []string
+	for _, s := range m.Services {
+		images = append(images, s.Image)
+	}
+	slices.Sort(artifacts)
+	slices.Sort(images)
+	if !slices.Equal(artifacts, images) {
+		t.Errorf("skaffold.yaml builds %v, infra/knative runs %v", artifacts, images)
 	}
 }
