@@ -58,7 +58,8 @@ func TestSupervisedProcessRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := p.pid()
-	time.Sleep(50 * time.Millisecond) // longer than the backoff: a restart would have happened
+	// stop waits for the watchers: a restart after it returns is impossible, not just unlikely.
+	p.watchers.Wait()
 	if p.pid() != second {
 		t.Fatal("a stopped process was started again")
 	}
