@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,7 @@ type process struct {
 	restarts int
 	stopping bool
 	stopCh   chan struct{} // closed by stop: no more restarts
+	watchers sync.WaitGroup // the goroutines waiting on a command (and restarting it)
 }
 
 const maxBackoff = 30 * time.Second
@@ -81,7 +83,9 @@ func startFunction(ctx context.Context, name, bin string, env []string, out io.W
 		return nil, err
 	}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	env = append(append(os.Environ(), env...), "PORT="+strconv.Itoa(port), "DRAIN_TIMEOUT=1s")
+	// Only what the caller chose: a function sees the settings its Knative Service declares,
+	// not this process's environment.
+	env = append(slices.Clone(env), "PORT="+strconv.Itoa(port), "LISTEN_HOST=127.0.0.1", "DRAIN_TIMEOUT=1s")
 	p := newProcess(name, base, base+"/readyz", bin, nil, env, out, log)
 	p.supervise = true
 	return p, p.start()
@@ -115,7 +119,9 @@ func (p *process) start() error {
 	p.cmd, p.done, p.err, p.started = cmd, done, nil, time.Now()
 	p.mu.Unlock()
 	p.log.Info("process started", "name", p.name, "pid", cmd.Process.Pid, "url", p.url)
+	p.watchers.Add(1)
 	go func() {
+		defer p.watchers.Done()
 		err := cmd.Wait()
 		p.mu.Lock()
 		p.err = err
@@ -207,6 +213,8 @@ func (p *process) stop(timeout time.Duration) error {
 	}
 	cmd, done := p.cmd, p.done
 	p.mu.Unlock()
+	// When stop returns, no watcher is left that could start the process again.
+	defer p.watchers.Wait()
 	select {
 	case <-done:
 		return nil
