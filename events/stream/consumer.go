@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -20,21 +17,9 @@ import (
 )
 
 // Handler handles one event; r is the record it came from (topic, partition, offset, key,
-// headers). Return nil when done, [Permanent](err) for an event that can never succeed, any
-// other error to be retried. Handlers must be idempotent: an event may be delivered again.
+// headers). Return nil when done, [events.Permanent](err) for an event that can never succeed,
+// any other error to be retried. Handlers must be idempotent: an event may be delivered again.
 type Handler func(ctx context.Context, e cloudevents.Event, r *kgo.Record) error
-
-// Extensions (ce_ headers) added to dead-letter records.
-const (
-	ExtDLQReason    = "dlqreason"
-	ExtDLQAttempts  = "dlqattempts"
-	ExtDLQTopic     = "dlqtopic"
-	ExtDLQPartition = "dlqpartition"
-	ExtDLQOffset    = "dlqoffset"
-
-	// MaxDLQReasonBytes bounds the dlqreason extension.
-	MaxDLQReasonBytes = 1024
-)
 
 // Defaults of [ConsumerConfig].
 const (
@@ -246,8 +231,8 @@ func (c *consumer) handle(ctx context.Context, r *kgo.Record) (done bool, err er
 		if ctx.Err() != nil {
 			return false, nil
 		}
-		if IsPermanent(err) || attempt >= c.cfg.MaxAttempts {
-			log.Warn("handler failed, dead-lettering", "attempt", attempt, "permanent", IsPermanent(err), "err", err)
+		if events.IsPermanent(err) || attempt >= c.cfg.MaxAttempts {
+			log.Warn("handler failed, dead-lettering", "attempt", attempt, "permanent", events.IsPermanent(err), "err", err)
 			return c.deadLetter(ctx, r, err, attempt)
 		}
 		wait := c.cfg.Backoff(attempt)
@@ -276,7 +261,14 @@ func (c *consumer) deadLetter(ctx context.Context, r *kgo.Record, cause error, a
 	if topic == "" {
 		return false, fmt.Errorf("stream: DLQTopic(%q) returned an empty topic name", r.Topic)
 	}
-	dl := DeadLetter(r, cause, attempts)
+	dl := kafkace.DeadLetter(r, events.DeadLetter{
+		Dest:      events.DestGroup(c.cfg.Group),
+		Data:      []byte(errText(cause)),
+		Attempts:  attempts,
+		Topic:     r.Topic,
+		Partition: r.Partition,
+		Offset:    r.Offset,
+	})
 	dl.Topic = topic
 	if err := c.cl.ProduceSync(ctx, dl).FirstErr(); err != nil {
 		if ctx.Err() != nil {
@@ -287,61 +279,11 @@ func (c *consumer) deadLetter(ctx context.Context, r *kgo.Record, cause error, a
 	return true, nil
 }
 
-// DeadLetter returns the dead-letter record of r: r's key, value and headers plus the ce_dlq*
-// headers described in the package documentation. Its topic is empty.
-func DeadLetter(r *kgo.Record, cause error, attempts int) *kgo.Record {
-	added := [...]kgo.RecordHeader{
-		{Key: "ce_" + ExtDLQReason, Value: []byte(reasonText(cause))},
-		{Key: "ce_" + ExtDLQAttempts, Value: strconv.AppendInt(nil, int64(attempts), 10)},
-		{Key: "ce_" + ExtDLQTopic, Value: []byte(r.Topic)},
-		{Key: "ce_" + ExtDLQPartition, Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
-		{Key: "ce_" + ExtDLQOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
-	}
-	headers := make([]kgo.RecordHeader, 0, len(r.Headers)+len(added))
-	for _, h := range r.Headers {
-		if !isDLQHeader(h.Key) {
-			headers = append(headers, h)
-		}
-	}
-	headers = append(headers, added[:]...)
-	return &kgo.Record{Key: r.Key, Value: r.Value, Headers: headers}
-}
-
-func isDLQHeader(key string) bool {
-	if len(key) < 3 || !strings.EqualFold(key[:3], "ce_") {
-		return false
-	}
-	switch strings.ToLower(key[3:]) {
-	case ExtDLQReason, ExtDLQAttempts, ExtDLQTopic, ExtDLQPartition, ExtDLQOffset:
-		return true
-	}
-	return false
-}
-
-// reasonText makes err's text a valid CloudEvents string of at most MaxDLQReasonBytes:
-// invalid UTF-8 and control characters would make the dead letter itself undecodable.
-func reasonText(err error) string {
+func errText(err error) string {
 	if err == nil {
 		return "unknown"
 	}
-	s := strings.ToValidUTF8(err.Error(), "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r < 0x20 || (r >= 0x7f && r <= 0x9f):
-			return ' '
-		case (r >= 0xfdd0 && r <= 0xfdef) || r&0xfffe == 0xfffe:
-			return '\uFFFD'
-		}
-		return r
-	}, s)
-	if len(s) > MaxDLQReasonBytes {
-		cut := MaxDLQReasonBytes
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-	}
-	return s
+	return err.Error()
 }
 
 // sleep waits d or until ctx is done; it reports whether the wait completed.

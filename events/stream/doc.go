@@ -26,8 +26,8 @@
 //   - A record that does not decode as a CloudEvent is poison: it goes to the dead-letter topic
 //     at once, without calling the handler.
 //   - A handler error is retried, after Backoff(attempt), up to MaxAttempts calls in all; then
-//     the record goes to the dead-letter topic. An error marked [Permanent] (or any error with a
-//     `Permanent() bool` method returning true) goes there after the first attempt. A handler
+//     the record goes to the dead-letter topic. An error marked [events.Permanent] (or any error
+//     with a `Permanent() bool` method returning true) goes there after the first attempt. A handler
 //     panic counts as a failed attempt.
 //   - If the dead-letter write fails, Consume returns the error without committing the record:
 //     the process should exit and be restarted, and the record will be read again. Nothing is
@@ -37,15 +37,13 @@
 //
 // # Dead letters
 //
-// A dead-letter record is the original record (same key, value and headers, so a binary-mode
-// event stays the same event) with these headers added, replacing any earlier ones of the same
-// name. In binary mode they read as CloudEvents extensions:
-//
-//	ce_dlqreason    the error, at most 1 KiB of valid UTF-8 without control characters
-//	ce_dlqattempts  handler calls made: 0 for a record that did not decode
-//	ce_dlqtopic     the original topic
-//	ce_dlqpartition the original partition
-//	ce_dlqoffset    the original offset
+// A dead letter has the platform's one shape (see "Dead letters" in package events, written by
+// kafkace.DeadLetter): the original record (same key, value and headers, so a binary-mode event
+// stays the same event) with the dead-letter extensions as ce_ headers. Here knativeerrordest
+// is [events.DestGroup] of the consumer group, knativeerrordata the handler's (or the decoder's)
+// error text, knativeerrorcode is absent (there is no HTTP), dlqattempts counts handler calls
+// (0 for a record that did not decode) and dlqtopic, dlqpartition, dlqoffset say where the
+// record was read.
 //
 // The dead-letter topic of a topic is [events.DLQ] (topic + ".dlq") unless
 // ConsumerConfig.DLQTopic says otherwise. Topics are not created here; create them (and the

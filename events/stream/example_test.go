@@ -47,7 +47,7 @@ func Example() {
 		Handler: func(ctx context.Context, e cloudevents.Event, r *kgo.Record) error {
 			var data events.InstallRevoked
 			if err := e.DataAs(&data); err != nil {
-				return stream.Permanent(err) // a payload that does not parse never will
+				return events.Permanent(err) // a payload that does not parse never will
 			}
 			fmt.Println(e.Type(), e.ID(), data.UserID, data.Reason, "key:", string(r.Key))
 			cancel() // one event is enough for the example

@@ -234,7 +234,7 @@ func TestCrashRedelivers(t *testing.T) {
 	}
 }
 
-// (b) Poison records go to the dead-letter topic with the dlq extensions: an undecodable
+// (b) Poison records go to the dead-letter topic in the platform's dead-letter shape: an undecodable
 // record at once, a failing event after exactly MaxAttempts calls, a permanent failure after
 // one; the records behind them are handled.
 func TestDeadLetters(t *testing.T) {
@@ -262,7 +262,7 @@ func TestDeadLetters(t *testing.T) {
 		case "fails":
 			return errors.New("backend unavailable:\nline two \xff")
 		case "permanent":
-			return stream.Permanent(errors.New("integration does not exist"))
+			return events.Permanent(errors.New("integration does not exist"))
 		}
 		close(good)
 		return nil
@@ -294,34 +294,48 @@ func TestDeadLetters(t *testing.T) {
 
 	dlq := readAll(t, b.brokers, events.DLQ(topic), 3)
 	// The undecodable record: original key, value and headers kept, attempts 0.
-	assertHeaders(t, dlq[0], map[string]string{
-		"x-origin": "legacy", "ce_dlqattempts": "0", "ce_dlqtopic": topic, "ce_dlqpartition": "0", "ce_dlqoffset": "0",
-	})
 	if string(dlq[0].Value) != "not an event" || string(dlq[0].Key) != "k" {
 		t.Errorf("poison record changed: key %q value %q", dlq[0].Key, dlq[0].Value)
 	}
-	if r, _ := headerValue(dlq[0], "ce_dlqreason"); !strings.Contains(r, "specversion") {
-		t.Errorf("dlqreason = %q, want the decode error", r)
+	assertHeaders(t, dlq[0], map[string]string{"x-origin": "legacy"})
+	dl := parseDeadLetter(t, dlq[0])
+	if dl.Dest != events.DestGroup(group) || dl.Code != 0 || dl.Attempts != 0 || dl.Topic != topic || dl.Partition != 0 || dl.Offset != 0 ||
+		!strings.Contains(string(dl.Data), "specversion") {
+		t.Errorf("poison dead letter = %+v, want the decode error, attempts 0, origin %s/0@0", dl, topic)
 	}
-	// The failing events are still the same events, with the dlq extensions.
-	for i, want := range []struct{ id, attempts, offset, reason string }{
-		{"fails", "3", "1", "backend unavailable: line two \uFFFD"},
-		{"permanent", "1", "2", "integration does not exist"},
+	// The failing events are still the same events, with the dead-letter extensions.
+	for i, want := range []struct {
+		id       string
+		attempts int
+		offset   int64
+		data     string
+	}{
+		{"fails", 3, 1, "backend unavailable:\nline two \xff"},
+		{"permanent", 1, 2, "integration does not exist"},
 	} {
 		e, err := kafkace.Decode(dlq[i+1])
 		if err != nil {
 			t.Fatalf("dead letter %d does not decode: %v", i+1, err)
 		}
-		ext := e.Extensions()
-		if e.ID() != want.id || ext["dlqattempts"] != want.attempts || ext["dlqoffset"] != want.offset ||
-			ext["dlqreason"] != want.reason || ext["dlqtopic"] != topic || ext["dlqpartition"] != "0" {
-			t.Errorf("dead letter %d: id %q extensions %v, want %+v", i+1, e.ID(), ext, want)
+		dl := parseDeadLetter(t, dlq[i+1])
+		if e.ID() != want.id || dl.Attempts != want.attempts || dl.Offset != want.offset || string(dl.Data) != want.data ||
+			dl.Topic != topic || dl.Partition != 0 || dl.Dest != events.DestGroup(group) {
+			t.Errorf("dead letter %d: id %q %+v, want %+v", i+1, e.ID(), dl, want)
 		}
 		var data events.InstallCompleted
 		if err := e.DataAs(&data); err != nil || data.InstallID != want.id {
 			t.Errorf("dead letter %d data = %+v (%v)", i+1, data, err)
 		}
 	}
+}
+
+func parseDeadLetter(t *testing.T, r *kgo.Record) events.DeadLetter {
+	t.Helper()
+	dl, err := kafkace.ParseDeadLetter(r)
+	if err != nil {
+		t.Fatalf("offset %d: not a dead letter: %v", r.Offset, err)
+	}
+	return dl
 }
 
 // (c) Committed records are not delivered again after a restart.
@@ -447,7 +461,9 @@ func TestHandlerPanicIsAFailedAttempt(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	assertHeaders(t, dlq[0], map[string]string{"ce_dlqattempts": "2", "ce_dlqreason": "handler panicked: nil map"})
+	if dl := parseDeadLetter(t, dlq[0]); dl.Attempts != 2 || string(dl.Data) != "handler panicked: nil map" {
+		t.Errorf("dead letter %+v, want 2 attempts and the panic", dl)
+	}
 }
 
 func TestDeadLetterFailureStopsWithoutCommit(t *testing.T) {
@@ -457,7 +473,7 @@ func TestDeadLetterFailureStopsWithoutCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := b.config(func(context.Context, cloudevents.Event, *kgo.Record) error {
-		return stream.Permanent(errors.New("bad"))
+		return events.Permanent(errors.New("bad"))
 	})
 	cfg.DLQTopic = func(string) string { return "" }
 	err := stream.Consume(t.Context(), cfg)
@@ -467,51 +483,6 @@ func TestDeadLetterFailureStopsWithoutCommit(t *testing.T) {
 	if got := b.committed(t); got != -1 {
 		t.Errorf("committed offset %d, want none", got)
 	}
-}
-
-func TestPermanent(t *testing.T) {
-	t.Parallel()
-	base := errors.New("x")
-	if !stream.IsPermanent(fmt.Errorf("wrapped: %w", stream.Permanent(base))) {
-		t.Error("wrapped permanent error not recognised")
-	}
-	if stream.IsPermanent(base) || stream.Permanent(nil) != nil {
-		t.Error("plain error is permanent, or Permanent(nil) != nil")
-	}
-	if !errors.Is(stream.Permanent(base), base) {
-		t.Error("Permanent hides its cause from errors.Is")
-	}
-	if !stream.IsPermanent(foreignPermanent{}) {
-		t.Error("an error with Permanent() bool is not recognised")
-	}
-}
-
-type foreignPermanent struct{}
-
-func (foreignPermanent) Error() string   { return "foreign" }
-func (foreignPermanent) Permanent() bool { return true }
-
-func TestDeadLetterRecord(t *testing.T) {
-	t.Parallel()
-	r := &kgo.Record{Topic: "t", Partition: 3, Offset: 42, Headers: []kgo.RecordHeader{
-		{Key: "ce_dlqattempts", Value: []byte("9")}, // from an earlier dead-lettering
-		{Key: "ce_id", Value: []byte("1")},
-	}}
-	dl := stream.DeadLetter(r, errors.New(strings.Repeat("é", 600)), 1)
-	n := 0
-	for _, h := range dl.Headers {
-		if h.Key == "ce_dlqattempts" {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Errorf("%d ce_dlqattempts headers, want the old one replaced", n)
-	}
-	reason, _ := headerValue(dl, "ce_dlqreason")
-	if len(reason) > stream.MaxDLQReasonBytes || !strings.HasPrefix(reason, "éé") || strings.ContainsRune(reason, '\uFFFD') {
-		t.Errorf("reason of %d bytes not truncated on a rune boundary", len(reason))
-	}
-	assertHeaders(t, dl, map[string]string{"ce_dlqtopic": "t", "ce_dlqpartition": "3", "ce_dlqoffset": "42", "ce_id": "1"})
 }
 
 func TestExponential(t *testing.T) {

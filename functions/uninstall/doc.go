@@ -17,7 +17,7 @@
 // redelivered, and revoking grants that are already gone is a no-op. Logto unreachable or
 // failing returns an ordinary error, so the event is answered 500 and retried; nothing is
 // deleted. A redelivered event that was already committed is skipped before Logto is called.
-// Malformed data (no user_id) and any other event type are runtime.Permanent errors (400, dead
+// Malformed data (no user_id) and any other event type are events.Permanent errors (400, dead
 // letter).
 //
 // Later work, not implemented here: uninstall on the user's own request over HTTP, and

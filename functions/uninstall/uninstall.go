@@ -17,7 +17,6 @@ import (
 	"github.com/myscrollr/connect/shared/logging"
 	"github.com/myscrollr/connect/shared/logto"
 	"github.com/myscrollr/connect/shared/outbox"
-	"github.com/myscrollr/connect/shared/runtime"
 )
 
 // consumer is this function's name in processed_events.
@@ -60,7 +59,7 @@ func (s *Service) HandleEvent(ctx context.Context, e event.Event) error {
 	case events.TypeUserDeleted:
 		return s.userDeleted(ctx, e)
 	}
-	return runtime.Permanent(fmt.Errorf("uninstall: event type %q is not handled here", e.Type()))
+	return events.Permanent(fmt.Errorf("uninstall: event type %q is not handled here", e.Type()))
 }
 
 // install is one user_integrations row with what its revocation needs.
@@ -76,10 +75,10 @@ func (s *Service) userDeleted(ctx context.Context, e event.Event) error {
 	}
 	var d events.UserDeleted
 	if err := e.DataAs(&d); err != nil {
-		return runtime.Permanent(fmt.Errorf("uninstall: data of %s: %w", e.Type(), err))
+		return events.Permanent(fmt.Errorf("uninstall: data of %s: %w", e.Type(), err))
 	}
 	if d.UserID == "" || len(d.UserID) > 128 {
-		return runtime.Permanent(fmt.Errorf("uninstall: data of %s: field \"user_id\": required, at most 128 characters", e.Type()))
+		return events.Permanent(fmt.Errorf("uninstall: data of %s: field \"user_id\": required, at most 128 characters", e.Type()))
 	}
 	log = log.With(slog.String("user_id", d.UserID), slog.String("event_id", e.ID()))
 

@@ -322,7 +322,7 @@ func TestLogtoUnreachableIsRetried(t *testing.T) {
 
 	ev := userDeletedEvent(t, "e-2", "alice")
 	err = svc.HandleEvent(context.Background(), ev)
-	if err == nil || runtime.IsPermanent(err) {
+	if err == nil || events.IsPermanent(err) {
 		t.Fatalf("err = %v, want a retryable error", err)
 	}
 	if status := post(t, srv, ev); status != http.StatusInternalServerError {
@@ -364,7 +364,7 @@ func TestPermanentErrors(t *testing.T) {
 	_ = notJSON.SetData(events.DataContentType, []byte(`{"user_id": 12}`))
 	for name, e := range map[string]event.Event{"unknown type": other, "no user_id": noUser, "user_id number": notJSON} {
 		t.Run(name, func(t *testing.T) {
-			if err := b.svc.HandleEvent(context.Background(), e); !runtime.IsPermanent(err) {
+			if err := b.svc.HandleEvent(context.Background(), e); !events.IsPermanent(err) {
 				t.Fatalf("err = %v, want permanent", err)
 			}
 			if status := post(t, b.events, e); status != http.StatusBadRequest {

@@ -18,7 +18,7 @@
 //   - POST /events (when Function.Events is set): CloudEvents in binary or structured content
 //     mode, bodies bounded (MAX_EVENT_BYTES, default 1 MiB, 413 beyond). Replies follow the
 //     Knative Eventing data-plane contract: 200 when the handler returns nil; 400
-//     problem+json for a Permanent error or a malformed event (not retried, dead-lettered);
+//     problem+json for an events.Permanent error or a malformed event (not retried, dead-lettered);
 //     500 for any other error or a panic (retried).
 //   - Everything else goes to Function.HTTP; unknown paths are 404 problem+json and wrong
 //     methods 405 problem+json (also for an *http.ServeMux's own not-found and

@@ -19,6 +19,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/logging"
 )
@@ -156,7 +157,7 @@ func (s *server) dispatch(ctx context.Context, ev *cloudevents.Event) (outcome s
 	switch {
 	case err == nil:
 		return OutcomeOK, nil
-	case IsPermanent(err):
+	case events.IsPermanent(err):
 		return OutcomePermanent, err
 	default:
 		return OutcomeRetry, err

@@ -16,6 +16,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/shared/runtime"
 )
 
@@ -62,7 +63,7 @@ func (rc *recorder) handle(ctx context.Context, e cloudevents.Event) error {
 	rc.mu.Unlock()
 	switch e.Type() {
 	case "com.myscrollr.connect.test.permanent":
-		return runtime.Permanent(errors.New("unknown integration int-7"))
+		return events.Permanent(errors.New("unknown integration int-7"))
 	case "com.myscrollr.connect.test.retry":
 		return errors.New("database unavailable")
 	case "com.myscrollr.connect.test.panic":

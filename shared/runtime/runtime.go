@@ -23,7 +23,7 @@ type Function struct {
 	Close  func() error                    // optional: called after drain (close pools)
 }
 
-// EventHandler handles one CloudEvent. Return nil when done, Permanent(err) when the event can
+// EventHandler handles one CloudEvent. Return nil when done, events.Permanent(err) when the event can
 // never succeed (dead letter), any other error to have it redelivered.
 type EventHandler func(ctx context.Context, e cloudevents.Event) error
 
@@ -80,26 +80,6 @@ func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
-}
-
-type permanentError struct{ err error }
-
-func (p permanentError) Error() string { return p.err.Error() }
-func (p permanentError) Unwrap() error { return p.err }
-
-// Permanent marks an event error as not retryable: the event is answered with 400 and goes to
-// the dead-letter sink. Permanent(nil) is nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return permanentError{err}
-}
-
-// IsPermanent reports whether err (or an error it wraps) was marked with Permanent.
-func IsPermanent(err error) bool {
-	var p permanentError
-	return errors.As(err, &p)
 }
 
 // NewHandler returns the handler stack Serve runs (reserved endpoints, middleware, fn.HTTP,

@@ -275,22 +275,6 @@ func TestHTTPHandlerStack(t *testing.T) {
 	}
 }
 
-func TestPermanent(t *testing.T) {
-	t.Parallel()
-	if runtime.Permanent(nil) != nil {
-		t.Fatal("Permanent(nil) must be nil")
-	}
-	base := errors.New("bad payload")
-	err := runtime.Permanent(base)
-	if !runtime.IsPermanent(err) || !errors.Is(err, base) || err.Error() != "bad payload" {
-		t.Fatalf("Permanent: %v", err)
-	}
-	wrapped := errors.Join(errors.New("ctx"), err)
-	if !runtime.IsPermanent(wrapped) || runtime.IsPermanent(base) || runtime.IsPermanent(nil) {
-		t.Fatal("IsPermanent misclassifies")
-	}
-}
-
 func TestConfigFromEnv(t *testing.T) {
 	t.Parallel()
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
