@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/auth"
+	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/logto"
 )
 
@@ -41,6 +41,7 @@ func start(t *testing.T) (*idp.Server, *http.Client) {
 			{ID: "m2m", Secret: "m2m-secret", Type: "MachineToMachine", ManagementAPI: true},
 			{ID: "ingest-app", Secret: "ingest-secret", Type: "MachineToMachine", Scopes: []string{"data:write"}},
 		},
+		ExtraResources: []idp.Resource{{Name: "uninstall events", Indicator: "serving.knative.dev/service/connect/uninstall", Clients: []string{"m2m"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +154,25 @@ func TestDevTokenEndpoint(t *testing.T) {
 	p, err := verifier(t, s, hc, nil).Verify(context.Background(), out.AccessToken)
 	if err != nil || p.ClientID != "app-9" || !p.Has("fantasy:read") {
 		t.Fatalf("%+v %v", p, err)
+	}
+}
+
+// The dev mint never signs a token for a service-only audience: that would let anyone on the
+// machine forge events.
+func TestDevTokenRefusesSenderAudiences(t *testing.T) {
+	s, hc := start(t)
+	resp, err := hc.Post(base(s)+"/dev/token", "application/json",
+		strings.NewReader(`{"sub":"connect-eventing","client_id":"m2m","aud":"serving.knative.dev/service/connect/uninstall"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 400 || strings.Contains(string(body), "access_token") || !strings.Contains(string(body), "aud") {
+		t.Fatalf("dev mint for a sender audience: %d %s", resp.StatusCode, body)
 	}
 }
 

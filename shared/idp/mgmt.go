@@ -361,6 +361,12 @@ func (s *Server) devToken(w http.ResponseWriter, r *http.Request) {
 		apiError(w, 400, "guard.invalid_input", "sub: required")
 		return
 	}
+	// Sender audiences are for the eventing client only: minting one here would let anyone on
+	// the machine forge events.
+	if res, ok := s.resource(in.Aud); ok && res.Clients != nil {
+		apiError(w, 400, "guard.invalid_input", "aud: a service-only resource; tokens for it come from client credentials of its clients")
+		return
+	}
 	tok, err := s.Mint(TokenRequest{Subject: in.Sub, Scopes: strings.Fields(in.Scope), ClientID: in.ClientID,
 		Audience: in.Aud, TTL: time.Duration(in.TTLSeconds) * time.Second})
 	if err != nil {

@@ -83,6 +83,10 @@ func TestUserDeletedEndToEnd(t *testing.T) {
 	if code := post(hex.EncodeToString(make([]byte, 32))); code != http.StatusUnauthorized {
 		t.Fatalf("bad signature answered %d, want 401", code)
 	}
+	forgeUserDeleted(t, ctx, s, "u_alice")
+	requireCount(t, ctx, conn, 1, `SELECT count(*) FROM user_integrations WHERE user_id = 'u_alice'`)
+	requireCount(t, ctx, conn, 1, `SELECT count(*) FROM integration_reviews WHERE user_id = 'u_alice'`)
+	listensOnlyOnLoopback(t, s)
 	if err := s.Kill("uninstall"); err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +99,12 @@ func TestUserDeletedEndToEnd(t *testing.T) {
 	// The uninstall happens asynchronously; wait for its effects.
 	for {
 		var installs, reviews int
-		conn.QueryRow(ctx, `SELECT count(*) FROM user_integrations WHERE user_id = 'u_alice'`).Scan(&installs)
-		conn.QueryRow(ctx, `SELECT count(*) FROM integration_reviews WHERE user_id = 'u_alice'`).Scan(&reviews)
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM user_integrations WHERE user_id = 'u_alice'`).Scan(&installs); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM integration_reviews WHERE user_id = 'u_alice'`).Scan(&reviews); err != nil {
+			t.Fatal(err)
+		}
 		if installs == 0 && reviews == 0 {
 			break
 		}
@@ -117,8 +125,12 @@ func TestUserDeletedEndToEnd(t *testing.T) {
 	}
 	var ratingAvg float64
 	var ratingCount, bobInstalls int
-	conn.QueryRow(ctx, `SELECT rating_avg::float8, rating_count FROM integrations WHERE id = $1`, integrationID).Scan(&ratingAvg, &ratingCount)
-	conn.QueryRow(ctx, `SELECT count(*) FROM user_integrations WHERE user_id = 'u_bob'`).Scan(&bobInstalls)
+	if err := conn.QueryRow(ctx, `SELECT rating_avg::float8, rating_count FROM integrations WHERE id = $1`, integrationID).Scan(&ratingAvg, &ratingCount); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM user_integrations WHERE user_id = 'u_bob'`).Scan(&bobInstalls); err != nil {
+		t.Fatal(err)
+	}
 	if ratingAvg != 1 || ratingCount != 1 || bobInstalls != 1 {
 		t.Errorf("after alice left: rating %v (%d reviews), bob installs %d; want 1, 1, 1", ratingAvg, ratingCount, bobInstalls)
 	}

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -14,20 +13,14 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/events/kafkace"
 	"github.com/myscrollr/connect/infra/local/knative"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Extensions set on dead-lettered events, as Knative sets them.
-const (
-	ExtErrorCode = "knativeerrorcode"
-	ExtErrorDest = "knativeerrordest"
-	ExtErrorData = "knativeerrordata"
-)
-
-// maxErrorData bounds knativeerrordata (before base64), as Knative does.
-const maxErrorData = 1024
+// maxErrorData bounds how much of a response body is kept for knativeerrordata.
+const maxErrorData = events.MaxErrorData
 
 // maxDrain bounds how much of a response body is read (to reuse the connection).
 const maxDrain = 64 << 10
@@ -77,6 +70,7 @@ var errAbandoned = errors.New("dispatch: stopping, delivery abandoned")
 func (s *sender) deliver(ctx context.Context, dest knative.Destination, e cloudevents.Event, d knative.Delivery, dl deadLetter, recordTopic string) error {
 	var last attempt
 	var url string
+	tries := 0
 	for n := 0; n <= d.Retry; n++ {
 		if n > 0 {
 			if err := s.cfg.Clock.Sleep(ctx, d.Backoff(n)); err != nil {
@@ -88,11 +82,12 @@ func (s *sender) deliver(ctx context.Context, dest knative.Destination, e cloude
 		if err != nil {
 			last = attempt{err: err}
 		} else {
-			last = s.send(ctx, url, e, d.Timeout)
+			last = s.send(ctx, url, dest.Audience, e, d.Timeout)
 		}
 		if ctx.Err() != nil {
 			return errAbandoned
 		}
+		tries++
 		if last.ok() {
 			return nil
 		}
@@ -105,7 +100,7 @@ func (s *sender) deliver(ctx context.Context, dest knative.Destination, e cloude
 	if url == "" {
 		url = describeDest(dest)
 	}
-	return s.deadLetter(ctx, e, url, last, dl, recordTopic)
+	return s.deadLetter(ctx, e, url, last, tries, dl, recordTopic)
 }
 
 func describeDest(d knative.Destination) string {
@@ -115,8 +110,8 @@ func describeDest(d knative.Destination) string {
 	return d.URI
 }
 
-// send makes one attempt.
-func (s *sender) send(ctx context.Context, url string, e cloudevents.Event, timeout time.Duration) attempt {
+// send makes one attempt, with a sender token for audience when the destination declares one.
+func (s *sender) send(ctx context.Context, url, audience string, e cloudevents.Event, timeout time.Duration) attempt {
 	if timeout <= 0 {
 		timeout = DefaultAttemptTimeout
 	}
@@ -129,6 +124,14 @@ func (s *sender) send(ctx context.Context, url string, e cloudevents.Event, time
 	if err := cehttp.WriteRequest(actx, binding.ToMessage(&e), req); err != nil {
 		return attempt{err: fmt.Errorf("encode event for HTTP: %w", err)}
 	}
+	if audience != "" && s.cfg.Tokens != nil {
+		tok, err := s.cfg.Tokens(actx, audience)
+		if err != nil {
+			// Like a network failure: retried, then dead-lettered.
+			return attempt{err: fmt.Errorf("sender token for audience %q: %w", audience, err)}
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return attempt{err: err}
@@ -139,26 +142,26 @@ func (s *sender) send(ctx context.Context, url string, e cloudevents.Event, time
 	return attempt{status: resp.StatusCode, body: body}
 }
 
-// deadLetter records e with the error extensions in the dead-letter sink.
-func (s *sender) deadLetter(ctx context.Context, e cloudevents.Event, url string, last attempt, dl deadLetter, recordTopic string) error {
-	dead := e.Clone()
-	dead.SetExtension(ExtErrorDest, url)
-	if last.status != 0 {
-		dead.SetExtension(ExtErrorCode, strconv.Itoa(last.status))
-	}
+// deadLetter records e in the dead-letter sink in the platform's dead-letter shape (package
+// events, "Dead letters"): the event with Knative's error extensions and dlqattempts.
+func (s *sender) deadLetter(ctx context.Context, e cloudevents.Event, url string, last attempt, tries int, dl deadLetter, recordTopic string) error {
 	data := last.body
 	if last.err != nil {
 		data = []byte(last.err.Error())
 	}
-	if len(data) > maxErrorData {
-		data = data[:maxErrorData]
+	info := events.DeadLetter{Dest: url, Code: last.status, Data: data, Attempts: tries}
+	dead := e.Clone()
+	for name := range dead.Extensions() {
+		if events.IsDeadLetterExtension(name) {
+			dead.SetExtension(name, nil) // an earlier failure's account, on a replayed dead letter
+		}
 	}
-	if len(data) > 0 {
-		dead.SetExtension(ExtErrorData, base64.StdEncoding.EncodeToString(data))
+	for name, value := range info.Extensions() {
+		dead.SetExtension(name, value)
 	}
 
 	if dl.http != nil {
-		a := s.send(ctx, mustResolve(s, *dl.http), dead, 0)
+		a := s.send(ctx, mustResolve(s, *dl.http), dl.http.Audience, dead, 0)
 		if ctx.Err() != nil {
 			return errAbandoned
 		}
@@ -178,9 +181,7 @@ func (s *sender) deadLetter(ctx context.Context, e cloudevents.Event, url string
 	if err != nil {
 		// Cannot happen for events that were decoded or built here; keep the data anyway.
 		s.log.Error("dead letter cannot be encoded as a CloudEvent; writing the raw data", "event_id", e.ID(), "err", err)
-		rec = &kgo.Record{Value: e.Data(), Headers: []kgo.RecordHeader{
-			{Key: ExtErrorDest, Value: []byte(url)}, {Key: ExtErrorCode, Value: []byte(strconv.Itoa(last.status))},
-		}}
+		rec = kafkace.DeadLetter(&kgo.Record{Value: e.Data()}, info)
 	}
 	rec.Topic = topic
 	for n := 1; ; n++ {

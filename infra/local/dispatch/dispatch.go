@@ -48,6 +48,11 @@ type Config struct {
 	DisablePings bool
 	// DisableSources turns KafkaSources off.
 	DisableSources bool
+	// Tokens returns a sender token for an audience (Knative Eventing sender identity,
+	// feature authentication-oidc): every delivery to a destination that declares an
+	// audience carries "Authorization: Bearer <token>". Nil sends no tokens; the functions
+	// then refuse the events (401, dead-lettered).
+	Tokens func(ctx context.Context, audience string) (string, error)
 }
 
 func (c *Config) validate() error {

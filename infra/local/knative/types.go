@@ -99,6 +99,10 @@ type KafkaSink struct {
 type Destination struct {
 	Ref *Ref
 	URI string
+	// Audience is the OIDC audience of the sender token Eventing attaches to every delivery
+	// to this destination (feature authentication-oidc); the receiving function accepts only
+	// tokens for its own audience (EVENTS_OIDC_AUDIENCE).
+	Audience string
 }
 
 // Ref is a KReference.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/myscrollr/connect/infra/local/dispatch"
 	"github.com/myscrollr/connect/infra/local/knative"
@@ -14,14 +13,7 @@ import (
 // infra/knative (Broker Triggers, PingSources, KafkaSources), against this stack's Kafka and
 // functions.
 func (s *Stack) startEventing(ctx context.Context) error {
-	dir := s.cfg.ManifestsDir
-	if dir == "" {
-		dir = filepath.Join(s.cfg.Root, "infra", "knative")
-	}
-	m, err := knative.Load(dir)
-	if err != nil {
-		return err
-	}
+	m := s.manifests
 	s.dropIdleSchedules(m)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
@@ -32,13 +24,14 @@ func (s *Stack) startEventing(ctx context.Context) error {
 			Resolve:      s.resolve,
 			Logger:       s.log.With("component", "dispatcher"),
 			DisablePings: s.cfg.DisablePings,
+			Tokens:       s.tokens.Token,
 		})
 	}()
 	s.stopEventing = func() error {
 		cancel()
 		return <-done
 	}
-	s.log.Info("dispatcher started", "manifests", dir, "triggers", len(m.Triggers),
+	s.log.Info("dispatcher started", "triggers", len(m.Triggers),
 		"pingsources", len(m.PingSources), "kafkasources", len(m.KafkaSources))
 	return nil
 }

@@ -20,9 +20,24 @@ func (s *Stack) startIdentity(ctx context.Context) error {
 	if s.APIResource == "" {
 		s.APIResource = idp.DefaultAPIResource
 	}
+	s.eventingSecret = randomHex(16)
+	eventing := idp.Client{ID: EventingClientID, Secret: s.eventingSecret, Name: "Knative Eventing (local dispatcher)",
+		Type: "MachineToMachine", Scopes: []string{}}
+	senders := senderResources(audiences(s.manifests))
 	if s.cfg.LogtoEndpoint != "" {
 		s.LogtoEndpoint = strings.TrimSuffix(s.cfg.LogtoEndpoint, "/")
 		s.m2mID, s.m2mSecret = s.cfg.M2MAppID, s.cfg.M2MAppSecret
+		// Sender tokens come from the cluster's issuer on Knative, never from Logto: run a
+		// development identity server of their own.
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		srv, done, err := idp.Start(sctx, "127.0.0.1:0", idp.Config{Logger: s.log, Clients: []idp.Client{eventing}, ExtraResources: senders})
+		if err != nil {
+			cancel()
+			return err
+		}
+		s.stopSenders = func() { cancel(); <-done }
+		s.senderIssuer = srv.Issuer()
+		s.tokens = newTokenSource(s.senderIssuer, EventingClientID, s.eventingSecret)
 		return nil
 	}
 	s.m2mID, s.m2mSecret = M2MAppID, randomHex(16)
@@ -33,7 +48,8 @@ func (s *Stack) startIdentity(ctx context.Context) error {
 		Clients: []idp.Client{{
 			ID: s.m2mID, Secret: s.m2mSecret, Name: "MyScrollr Connect functions",
 			Type: "MachineToMachine", ManagementAPI: true,
-		}},
+		}, eventing},
+		ExtraResources: senders,
 	})
 	if err != nil {
 		cancel()
@@ -42,7 +58,15 @@ func (s *Stack) startIdentity(ctx context.Context) error {
 	s.idp = srv
 	s.stopIdentity = func() { cancel(); <-done }
 	s.LogtoEndpoint = strings.TrimSuffix(srv.Issuer(), "/oidc")
+	s.senderIssuer = srv.Issuer()
+	s.tokens = newTokenSource(s.senderIssuer, EventingClientID, s.eventingSecret)
 	return nil
+}
+
+// SenderToken returns a sender token for audience, as the dispatcher obtains them (tests use it
+// to deliver an event the way Knative Eventing would).
+func (s *Stack) SenderToken(ctx context.Context, audience string) (string, error) {
+	return s.tokens.Token(ctx, audience)
 }
 
 // Identity is the in-process development identity server, or nil when LOGTO_ENDPOINT is used.

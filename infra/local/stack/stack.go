@@ -31,8 +31,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/myscrollr/connect/infra/local/demo"
-	"github.com/myscrollr/connect/shared/idp"
+	"github.com/myscrollr/connect/infra/local/knative"
 	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/pgcluster"
 )
 
@@ -151,12 +152,19 @@ type Stack struct {
 	m2mSecret string
 
 	stopIdentity func()
-	demo         *demo.Servers
-	stopEventing func() error
-	procs        []*process
-	frontDoor    *http.Server
-	stopOnce     sync.Once
-	stopErr      error
+	manifests    *knative.Manifests
+	// senderIssuer issues sender tokens (the dev identity server; its own instance when
+	// LOGTO_ENDPOINT points at a Logto); tokens hands them to the dispatcher.
+	senderIssuer   string
+	stopSenders    func()
+	tokens         *tokenSource
+	eventingSecret string
+	demo           *demo.Servers
+	stopEventing   func() error
+	procs          []*process
+	frontDoor      *http.Server
+	stopOnce       sync.Once
+	stopErr        error
 }
 
 // Start brings the marketplace up. On error everything started so far is stopped.
@@ -185,6 +193,16 @@ func (s *Stack) start(ctx context.Context) error {
 		s.workDir, s.ownWork = d, true
 	}
 
+	dir := s.cfg.ManifestsDir
+	if dir == "" {
+		dir = filepath.Join(s.cfg.Root, "infra", "knative")
+	}
+	m, err := knative.Load(dir)
+	if err != nil {
+		return err
+	}
+	s.manifests = m
+
 	// Build while the servers start: compiling dominates start-up.
 	names, err := s.functionNames()
 	if err != nil {
@@ -201,8 +219,14 @@ func (s *Stack) start(ctx context.Context) error {
 	if err := s.startStripe(ctx); err != nil {
 		return err
 	}
-	env := s.functionEnv()
+	if err := s.writeSecrets(); err != nil {
+		return err
+	}
 	for _, name := range names {
+		env, err := s.functionEnv(name)
+		if err != nil {
+			return err
+		}
 		p, err := startFunction(ctx, name, filepath.Join(s.workDir, "bin", name), env, s.cfg.ProcessOutput, s.log)
 		if err != nil {
 			return err
@@ -324,20 +348,6 @@ func (s *Stack) startKafka() error {
 	return nil
 }
 
-func (s *Stack) functionEnv() []string {
-	return []string{
-		"DATABASE_URL=" + s.DatabaseURL,
-		"KAFKA_BROKERS=" + strings.Join(s.Brokers, ","),
-		"STRIPE_API_BASE=" + s.StripeAPIBase,
-		"LOGTO_ENDPOINT=" + s.LogtoEndpoint,
-		"LOGTO_API_RESOURCE=" + s.APIResource,
-		"LOGTO_M2M_APP_ID=" + s.m2mID,
-		"LOGTO_M2M_APP_SECRET=" + s.m2mSecret,
-		"LOGTO_WEBHOOK_SIGNING_KEY=" + s.WebhookSigningKey,
-		"LOG_LEVEL=" + envOr("LOG_LEVEL", "info"),
-	}
-}
-
 // Stop stops every process and server and removes the temporary directories.
 func (s *Stack) Stop() error {
 	s.stopOnce.Do(func() {
@@ -361,6 +371,9 @@ func (s *Stack) Stop() error {
 		}
 		if s.stopIdentity != nil {
 			s.stopIdentity()
+		}
+		if s.stopSenders != nil {
+			s.stopSenders()
 		}
 		if s.pg != nil {
 			errs = append(errs, s.pg.Stop())

@@ -50,11 +50,14 @@ Try:
   curl '%s/v1/integrations?q=crypto&sort=relevance'
   curl -X POST '%s/dev/token' -d '{"sub":"user-1","scope":"dashboard:read"}'   (a test access token)
 
-Functions (each its own process; /healthz, /readyz, /metrics on each):
+Functions (each its own process on 127.0.0.1; /healthz, /readyz, /metrics on each):
+%s
+Development secrets (set them in the environment to choose your own; also in %s):
 %s
 Ctrl-C stops everything and removes the temporary files.
 `, s.URL, s.DatabaseURL, strings.Join(s.Brokers, ","), s.StripeAPIBase,
-		s.LogtoEndpoint, s.LogtoEndpoint, s.APIResource, s.URL, s.URL, s.LogtoEndpoint, functionList(s.Functions))
+		s.LogtoEndpoint, s.LogtoEndpoint, s.APIResource, s.URL, s.URL, s.LogtoEndpoint, functionList(s.Functions),
+		s.SecretsFile(), secretList(s.Secrets()))
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping...")
 	if err := s.Stop(); err != nil {
@@ -72,6 +75,19 @@ func functionList(fns map[string]string) string {
 	var b strings.Builder
 	for _, n := range names {
 		fmt.Fprintf(&b, "  %-14s %s\n", n, fns[n])
+	}
+	return b.String()
+}
+
+func secretList(sec map[string]string) string {
+	names := make([]string, 0, len(sec))
+	for n := range sec {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %s=%s\n", n, sec[n])
 	}
 	return b.String()
 }

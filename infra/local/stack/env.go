@@ -1,0 +1,96 @@
+package stack
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// passThrough are the variables of this process a function still sees: what a program needs
+// to run (and to write coverage or race reports in tests), never a setting.
+var passThrough = []string{"PATH", "HOME", "TMPDIR", "TZ", "GOCOVERDIR", "GORACE"}
+
+// localValues are the values this stack gives to the keys of the ConfigMap connect-config and
+// the Secret connect-secrets (infra/knative/10-config.yaml and its README), by key.
+func (s *Stack) localValues() map[string]string {
+	return map[string]string{
+		"DATABASE_URL":              s.DatabaseURL,
+		"KAFKA_BROKERS":             strings.Join(s.Brokers, ","),
+		"STRIPE_API_BASE":           s.StripeAPIBase,
+		"LOGTO_ENDPOINT":            s.LogtoEndpoint,
+		"LOGTO_API_RESOURCE":        s.APIResource,
+		"LOGTO_M2M_APP_ID":          s.m2mID,
+		"LOGTO_M2M_APP_SECRET":      s.m2mSecret,
+		"LOGTO_WEBHOOK_SIGNING_KEY": s.WebhookSigningKey,
+		"LOG_LEVEL":                 envOr("LOG_LEVEL", "info"),
+		// The cluster's service account issuer on Knative; the development identity server
+		// here. Its discovery document names the JWKS, so EVENTS_OIDC_JWKS_URL stays unset.
+		"EVENTS_OIDC_ISSUER": s.senderIssuer,
+	}
+}
+
+// functionEnv is the environment of one function: exactly the variables its Knative Service
+// declares, literal values as written and ConfigMap or Secret keys with this stack's values,
+// plus passThrough. A declared key this stack has no value for stays unset (the function's
+// default applies) and is logged.
+func (s *Stack) functionEnv(name string) ([]string, error) {
+	svc, ok := s.manifests.Service(name)
+	if !ok {
+		return nil, fmt.Errorf("stack: functions/%s has no Knative Service in infra/knative: declare it (with the settings it reads) in 20-services.yaml", name)
+	}
+	var env []string
+	for _, k := range passThrough {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	values := s.localValues()
+	for _, e := range svc.Env {
+		if e.From == nil {
+			env = append(env, e.Name+"="+e.Value)
+			continue
+		}
+		v, ok := values[e.From.Key]
+		if !ok || v == "" {
+			s.log.Info("setting left unset: no local value", "function", name, "env", e.Name, "from", e.From.Kind+"/"+e.From.Name+"."+e.From.Key)
+			continue
+		}
+		env = append(env, e.Name+"="+v)
+	}
+	return env, nil
+}
+
+// Secrets are the development secrets of this run, by setting name: generated unless the
+// environment gave them (environment values win).
+func (s *Stack) Secrets() map[string]string {
+	out := map[string]string{
+		"LOGTO_WEBHOOK_SIGNING_KEY": s.WebhookSigningKey,
+		"LOGTO_M2M_APP_ID":          s.m2mID,
+		"LOGTO_M2M_APP_SECRET":      s.m2mSecret,
+	}
+	if s.eventingSecret != "" {
+		out["EVENTING_CLIENT_ID"] = EventingClientID
+		out["EVENTING_CLIENT_SECRET"] = s.eventingSecret
+	}
+	return out
+}
+
+// SecretsFile is where Start wrote Secrets, as KEY=value lines a shell can source.
+func (s *Stack) SecretsFile() string { return filepath.Join(s.workDir, "secrets.env") }
+
+func (s *Stack) writeSecrets() error {
+	sec := s.Secrets()
+	keys := make([]string, 0, len(sec))
+	for k := range sec {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Development secrets of this make dev run (removed when it stops).\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, sec[k])
+	}
+	return os.WriteFile(s.SecretsFile(), []byte(b.String()), 0o600)
+}
