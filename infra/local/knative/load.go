@@ -169,8 +169,9 @@ type rawRef struct {
 }
 
 type rawDestination struct {
-	Ref *rawRef `json:"ref"`
-	URI string  `json:"uri"`
+	Ref      *rawRef `json:"ref"`
+	URI      string  `json:"uri"`
+	Audience string  `json:"audience"`
 }
 
 type rawDelivery struct {
@@ -505,7 +506,7 @@ func convertDestination(o Object, field string, r *rawDestination) (Destination,
 	if r == nil || (r.Ref == nil && r.URI == "") {
 		return Destination{}, fieldError(o, field, "ref or uri required")
 	}
-	d := Destination{URI: r.URI}
+	d := Destination{URI: r.URI, Audience: r.Audience}
 	if r.Ref != nil {
 		if r.Ref.Kind == "" || r.Ref.Name == "" {
 			return d, fieldError(o, field+".ref", "kind and name are required")
