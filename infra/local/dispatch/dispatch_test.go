@@ -4,12 +4,14 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/events/kafkace"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
@@ -129,8 +131,8 @@ func TestServerErrorIsRetriedThenDeadLettered(t *testing.T) {
 	b.waitCommitted("knative-trigger-connect-install-paid", "connect.events", 0, 1)
 }
 
-// checkDeadLetter checks that a dead-letter record is the event with Knative's error
-// extensions.
+// checkDeadLetter checks that a dead-letter record is the event in the platform's dead-letter
+// shape, read through its one parser.
 func checkDeadLetter(t *testing.T, r *kgo.Record, id, code, dest, body string) {
 	t.Helper()
 	e, err := kafkace.Decode(r)
@@ -140,16 +142,21 @@ func checkDeadLetter(t *testing.T, r *kgo.Record, id, code, dest, body string) {
 	if e.ID() != id || e.Type() != typePaid || string(e.Data()) != `{"id":"`+id+`"}` {
 		t.Errorf("dead letter is not the original event: %s", e)
 	}
-	ext := e.Extensions()
-	if got, _ := ext[ExtErrorCode].(string); got != code {
+	dl, err := kafkace.ParseDeadLetter(r)
+	if err != nil {
+		t.Fatalf("not a dead letter: %v", err)
+	}
+	if got := strconv.Itoa(dl.Code); got != code {
 		t.Errorf("knativeerrorcode = %q, want %q", got, code)
 	}
-	if got, _ := ext[ExtErrorDest].(string); got != dest {
-		t.Errorf("knativeerrordest = %q, want %q", got, dest)
+	if dl.Dest != dest {
+		t.Errorf("knativeerrordest = %q, want %q", dl.Dest, dest)
 	}
-	got, _ := ext[ExtErrorData].(string)
-	if data, err := base64.StdEncoding.DecodeString(got); err != nil || string(data) != body {
-		t.Errorf("knativeerrordata = %q (%q), want base64 of %q", got, data, body)
+	if string(dl.Data) != body {
+		t.Errorf("knativeerrordata = %q, want %q", dl.Data, body)
+	}
+	if dl.Attempts < 1 {
+		t.Errorf("dlqattempts = %d, want the attempts made", dl.Attempts)
 	}
 }
 
@@ -216,13 +223,13 @@ func TestConnectionErrorIsRetriedThenDeadLettered(t *testing.T) {
 	b.start(b.config())
 	b.produce("connect.events", newEvent(typePaid, "nobody-home"))
 	dead := b.readTopic("connect.events.dlq", 1)[0]
-	if got := extension(t, dead, ExtErrorCode); got != "" {
+	if got := extension(t, dead, events.ExtErrorCode); got != "" {
 		t.Errorf("knativeerrorcode = %q without a response", got)
 	}
-	if got := extension(t, dead, ExtErrorDest); got != gone.srv.URL+"/events" {
+	if got := extension(t, dead, events.ExtErrorDest); got != gone.srv.URL+"/events" {
 		t.Errorf("knativeerrordest = %q", got)
 	}
-	data, _ := base64.StdEncoding.DecodeString(extension(t, dead, ExtErrorData))
+	data, _ := base64.StdEncoding.DecodeString(extension(t, dead, events.ExtErrorData))
 	if !strings.Contains(string(data), "connect") {
 		t.Errorf("knativeerrordata = %q, want the connection error", data)
 	}
@@ -361,7 +368,7 @@ spec:
 	b.start(b.config())
 	b.produce("connect.events", newEvent("com.myscrollr.connect.payment.failed", "failed-1"))
 	dead := notify.next()
-	if dead.ID() != "failed-1" || dead.Extensions()[ExtErrorCode] != "429" || dead.Extensions()[ExtErrorDest] != install.srv.URL+"/events" {
+	if dead.ID() != "failed-1" || dead.Extensions()[events.ExtErrorCode] != "429" || dead.Extensions()[events.ExtErrorDest] != install.srv.URL+"/events" {
 		t.Errorf("dead letter = %s", dead)
 	}
 	if n := install.attemptsOf("failed-1"); n != 3 {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/events/kafkace"
 	"github.com/myscrollr/connect/infra/local/knative"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -28,8 +29,8 @@ func FuzzKafkaEvent(f *testing.F) {
 			t.Fatalf("invalid event from record: %v", err)
 		}
 		dead := e.Clone()
-		dead.SetExtension(ExtErrorDest, "http://127.0.0.1:1/events")
-		dead.SetExtension(ExtErrorCode, "400")
+		dead.SetExtension(events.ExtErrorDest, "http://127.0.0.1:1/events")
+		dead.SetExtension(events.ExtErrorCode, "400")
 		if _, err := kafkace.Encode(dead); err != nil {
 			t.Fatalf("event cannot be dead-lettered: %v (%s)", err, e)
 		}

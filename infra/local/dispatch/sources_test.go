@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -154,9 +155,12 @@ func checkDeadLetterOf(t *testing.T, r *kgo.Record, id, code, dest, body string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ext := e.Extensions()
-	if e.ID() != id || ext[ExtErrorCode] != code || ext[ExtErrorDest] != dest {
-		t.Errorf("dead letter %s", e)
+	dl, err := kafkace.ParseDeadLetter(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ID() != id || strconv.Itoa(dl.Code) != code || dl.Dest != dest || !strings.Contains(string(dl.Data), body) {
+		t.Errorf("dead letter %s: %+v", e, dl)
 	}
 }
 
