@@ -26,10 +26,11 @@
 //
 // A dead-lettered event is produced, in binary mode, to the Kafka topic of the delivery's
 // dead-letter sink (a KafkaSink of the manifests), or to "<topic>.dlq" when none is
-// configured. As Knative does, it carries three extensions: knativeerrordest (the subscriber
-// URL), knativeerrorcode (the last HTTP status, absent when there was no response) and
-// knativeerrordata (base64 of the first 1 KiB of the last response body, or of the transport
-// error text). A dead-letter sink that is a Service is delivered over HTTP, once.
+// configured, in the platform's one dead-letter shape (package events, "Dead letters"). As
+// Knative does, it carries knativeerrordest (the subscriber URL), knativeerrorcode (the last
+// HTTP status, absent when there was no response) and knativeerrordata (base64 of the first
+// 1 KiB of the last response body, or of the transport error text); it adds dlqattempts (the
+// attempts made). A dead-letter sink that is a Service is delivered over HTTP, once.
 //
 // # Offsets, ordering, concurrency
 //
