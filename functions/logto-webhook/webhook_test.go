@@ -34,12 +34,20 @@ var testNow = time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC)
 type bundle struct {
 	srv  *httptest.Server
 	pool *pgxpool.Pool
+	h    *Handler
 }
 
 func setupWebhook(t testing.TB) bundle {
 	t.Helper()
+	return setupWebhookClock(t, func() time.Time { return testNow })
+}
+
+// setupWebhookClock is setupWebhook with the handler's clock (outbox times, tombstone
+// recording and retention) given by now.
+func setupWebhookClock(t testing.TB, now func() time.Time) bundle {
+	t.Helper()
 	pool := pgtest.Pool(t)
-	h, err := New(Config{SigningKeys: []string{testKey}}, pool, slog.New(slog.DiscardHandler), func() time.Time { return testNow })
+	h, err := New(Config{SigningKeys: []string{testKey}}, pool, slog.New(slog.DiscardHandler), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +58,7 @@ func setupWebhook(t testing.TB) bundle {
 	}
 	srv := httptest.NewServer(stack)
 	t.Cleanup(srv.Close)
-	return bundle{srv: srv, pool: pool}
+	return bundle{srv: srv, pool: pool, h: h}
 }
 
 func sign(key string, body []byte) string {
