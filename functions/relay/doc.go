@@ -24,7 +24,8 @@
 // one partition, which is commit order. UPDATE, DELETE and TRUNCATE of the outbox are not
 // events and are ignored. A row that cannot become a valid CloudEvent (possible only when
 // something bypasses shared/outbox) is not dropped: it goes to "<topic>.dlq" as a JSON
-// document naming the defect, is logged and counted, and the stream goes on.
+// document naming the defect, with the platform's dead-letter headers (package events, "Dead
+// letters"; knativeerrordest "topic:<topic>"), is logged and counted, and the stream goes on.
 //
 // # Delivery guarantee
 //

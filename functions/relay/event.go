@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/events/kafkace"
 )
 
@@ -546,8 +547,11 @@ func parseTimestamptz(b []byte) (t time.Time, ok bool) {
 	return t, true
 }
 
-// deadLetter is the record for a row that is not a valid event: a JSON document with the
-// defect and the row (the payload only when it is small).
+// deadLetter is the record for a row that is not a valid event, in the platform's dead-letter
+// shape (package events, "Dead letters"): a JSON document with the defect and the row (the
+// payload only when it is small) as the value, and the dead-letter ce_ headers, with
+// knativeerrordest events.DestTopic(the row's topic), knativeerrordata the defect and
+// dlqattempts 0. It is not a CloudEvent; kafkace.ParseDeadLetter reads it.
 func deadLetter(r *row, cause error) *kgo.Record {
 	cols := map[string]*string{}
 	if r.rel != nil {
@@ -564,7 +568,8 @@ func deadLetter(r *row, cause error) *kgo.Record {
 		}
 	}
 	value, _ := json.Marshal(map[string]any{"error": cause.Error(), "row": cols})
-	topic := r.get(colTopic)
+	rowTopic := r.get(colTopic)
+	topic := rowTopic
 	if !validTopic(topic) || len(topic) > 245 {
 		topic = []byte(fallbackDLQ)
 	} else {
@@ -574,10 +579,11 @@ func deadLetter(r *row, cause error) *kgo.Record {
 	if len(key) > maxAttributeBytes {
 		key = key[:maxAttributeBytes]
 	}
-	return &kgo.Record{
-		Topic:   string(topic),
+	rec := kafkace.DeadLetter(&kgo.Record{
 		Key:     bytes.Clone(key),
 		Value:   value,
 		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}},
-	}
+	}, events.DeadLetter{Dest: events.DestTopic(string(rowTopic)), Data: []byte(cause.Error())})
+	rec.Topic = string(topic)
+	return rec
 }

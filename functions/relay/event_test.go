@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/events/kafkace"
 )
 
@@ -98,6 +99,14 @@ func TestDecoderDeadLettersInvalidRows(t *testing.T) {
 			}
 			if len(rec.Value) > 64<<10 {
 				t.Fatalf("dead letter is %d bytes", len(rec.Value))
+			}
+			dl, err := kafkace.ParseDeadLetter(rec)
+			if err != nil {
+				t.Fatalf("not in the dead-letter shape: %v", err)
+			}
+			wantDest := events.DestTopic(*r["topic"])
+			if dl.Dest != wantDest || string(dl.Data) != doc.Error || dl.Attempts != 0 || dl.Code != 0 || dl.Topic != "" {
+				t.Fatalf("dead letter %+v, want dest %q and the defect", dl, wantDest)
 			}
 		})
 	}
