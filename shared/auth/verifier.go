@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -22,6 +23,16 @@ const MaxTokenBytes = 8 << 10
 // FutureLeeway is how far in the future `nbf` and `iat` may be.
 const FutureLeeway = 5 * time.Second
 
+// MaxJWKSAge is the longest a fetched JWKS is trusted before it is fetched
+// again: the default and the maximum of [Config.JWKSMaxAge].
+const MaxJWKSAge = 15 * time.Minute
+
+// defaultJWKSGrace is the default of [Config.JWKSGrace]; maxJWKSGrace bounds it.
+const (
+	defaultJWKSGrace = 15 * time.Minute
+	maxJWKSGrace     = time.Hour
+)
+
 // Config configures a Verifier. Issuer and Audience are required.
 type Config struct {
 	// Issuer is the token issuer, ${LOGTO_ENDPOINT}/oidc.
@@ -31,11 +42,30 @@ type Config struct {
 	Audience string
 	// Algorithms are the accepted JWS algorithms; default ["ES384"].
 	Algorithms []string
-	// JWKSURL is where the signing keys are published; default the
-	// discovery document's jwks_uri, or Issuer+"/jwks" if discovery fails.
+	// JWKSURL is where the signing keys are published; default the jwks_uri of
+	// the issuer's discovery document. Discovery that fails at start is retried
+	// by later verifications (rate-limited like JWKS fetches), and tokens are
+	// refused with ErrJWKSUnavailable until it succeeds; no URL is guessed.
 	JWKSURL string
-	// MinRefreshInterval is the least time between two JWKS fetches; default 30s.
+	// MinRefreshInterval is the least time between two JWKS fetch attempts
+	// (unknown kid, failed signature, expired key set, discovery retry);
+	// default 30s, at most JWKSMaxAge.
 	MinRefreshInterval time.Duration
+	// JWKSMaxAge is the longest a fetched JWKS is trusted: after it the next
+	// verification fetches the keys again, so a key withdrawn at the identity
+	// provider stops verifying tokens. The JWKS response's Cache-Control
+	// max-age (less its Age) shortens it, no-store and no-cache make it the
+	// shortest the rate limit allows (MinRefreshInterval); default and maximum
+	// MaxJWKSAge (15m).
+	JWKSMaxAge time.Duration
+	// JWKSGrace is how long keys past their refresh time keep verifying
+	// tokens while the JWKS cannot be fetched (identity provider down), so an
+	// outage shorter than this does not log everyone out; after it every
+	// token is refused with ErrJWKSUnavailable until a fetch succeeds. Keys
+	// absent from a successful fetch are never trusted again, grace or not.
+	// Default 15m, at most 1h; negative means none (fail closed at the
+	// refresh time).
+	JWKSGrace time.Duration
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time
 	// Logger receives rejection reasons from the middleware; default slog.Default().
@@ -43,8 +73,8 @@ type Config struct {
 	// CacheSize bounds how many verified tokens are remembered (by SHA-256 of the token) so
 	// a token presented again skips the signature check; default 10000, negative disables.
 	CacheSize int
-	// CacheTTL is the longest a verified token is remembered (never past its exp); default
-	// 5m. It bounds how long a token signed by a key since removed from the JWKS is accepted.
+	// CacheTTL is the longest a verified token is remembered (never at or past its exp, and
+	// never past a change of the published keys); default 5m, at most JWKSMaxAge.
 	CacheTTL time.Duration
 }
 
@@ -66,8 +96,23 @@ func (c *Config) validate() error {
 			return fmt.Errorf("auth: Config.Algorithms: %q is not an asymmetric JWS algorithm", a)
 		}
 	}
+	if c.JWKSURL != "" {
+		if err := checkJWKSURL(c.JWKSURL, ""); err != nil {
+			return fmt.Errorf("auth: Config.JWKSURL: %v", err)
+		}
+	}
 	if c.MinRefreshInterval < 0 {
 		return errors.New("auth: Config.MinRefreshInterval must not be negative")
+	}
+	if c.JWKSMaxAge < 0 || c.JWKSMaxAge > MaxJWKSAge {
+		return fmt.Errorf("auth: Config.JWKSMaxAge must be between 0 (default) and %s", MaxJWKSAge)
+	}
+	if c.JWKSGrace > maxJWKSGrace {
+		return fmt.Errorf("auth: Config.JWKSGrace must be at most %s", maxJWKSGrace)
+	}
+	maxAge, minInterval := cmp.Or(c.JWKSMaxAge, MaxJWKSAge), cmp.Or(c.MinRefreshInterval, defaultMinRefreshInterval)
+	if minInterval > maxAge {
+		return fmt.Errorf("auth: Config.MinRefreshInterval (%s) must not exceed Config.JWKSMaxAge (%s)", minInterval, maxAge)
 	}
 	return nil
 }
@@ -99,18 +144,21 @@ func (p *Principal) HasAll(scopes ...string) bool {
 
 // Verifier verifies access tokens. It is safe for concurrent use.
 type Verifier struct {
-	cfg     Config
-	keys    *keySet
-	oidc    *oidc.IDTokenVerifier
-	log     *slog.Logger
-	jwksURL string
-	cache   *verifiedCache // nil when disabled
+	cfg   Config
+	keys  *keySet
+	oidc  *oidc.IDTokenVerifier
+	log   *slog.Logger
+	cache *verifiedCache // nil when disabled
 }
+
+const defaultMinRefreshInterval = 30 * time.Second
 
 // NewVerifier returns a Verifier for cfg. client fetches discovery and the
 // JWKS (nil means http.DefaultClient). When cfg.JWKSURL is empty it reads the
-// issuer's discovery document once; if that fails it falls back to
-// Issuer+"/jwks" (Logto's layout) rather than failing start-up.
+// issuer's discovery document; if that fails it logs a warning and still
+// returns (an identity provider blip must not stop start-up): verifications
+// retry discovery, rate-limited like JWKS fetches, and refuse every token with
+// ErrJWKSUnavailable until it succeeds. The JWKS itself is fetched on first use.
 func NewVerifier(ctx context.Context, cfg Config, client *http.Client) (*Verifier, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -122,7 +170,16 @@ func NewVerifier(ctx context.Context, cfg Config, client *http.Client) (*Verifie
 		cfg.Algorithms = []string{string(jose.ES384)}
 	}
 	if cfg.MinRefreshInterval == 0 {
-		cfg.MinRefreshInterval = 30 * time.Second
+		cfg.MinRefreshInterval = defaultMinRefreshInterval
+	}
+	if cfg.JWKSMaxAge == 0 {
+		cfg.JWKSMaxAge = MaxJWKSAge
+	}
+	switch {
+	case cfg.JWKSGrace == 0:
+		cfg.JWKSGrace = defaultJWKSGrace
+	case cfg.JWKSGrace < 0:
+		cfg.JWKSGrace = 0
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -136,45 +193,36 @@ func NewVerifier(ctx context.Context, cfg Config, client *http.Client) (*Verifie
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = 5 * time.Minute
 	}
+	cfg.CacheTTL = min(cfg.CacheTTL, cfg.JWKSMaxAge)
 	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
-	if cfg.JWKSURL == "" {
-		cfg.JWKSURL = discoverJWKS(ctx, cfg, client)
-	}
 	algs := make([]jose.SignatureAlgorithm, len(cfg.Algorithms))
 	for i, a := range cfg.Algorithms {
 		algs[i] = jose.SignatureAlgorithm(a)
 	}
-	ks := newKeySet(cfg.JWKSURL, client, algs, cfg.MinRefreshInterval, cfg.Clock)
+	ks := newKeySet(cfg, client, algs)
+	if cfg.JWKSURL == "" {
+		dctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		u, err := ks.discover(dctx)
+		cancel()
+		if err != nil {
+			cfg.Logger.Warn("auth: discovery failed; tokens are refused until a retry succeeds",
+				"issuer", cfg.Issuer, "error", err)
+		} else {
+			ks.url = u
+		}
+	}
 	ov := oidc.NewVerifier(cfg.Issuer, ks, &oidc.Config{
 		ClientID:             cfg.Audience,
 		SupportedSigningAlgs: slices.Clone(cfg.Algorithms),
 		Now:                  cfg.Clock,
 	})
-	return &Verifier{cfg: cfg, keys: ks, oidc: ov, log: cfg.Logger, jwksURL: cfg.JWKSURL,
+	return &Verifier{cfg: cfg, keys: ks, oidc: ov, log: cfg.Logger,
 		cache: newVerifiedCache(cfg.CacheSize, cfg.CacheTTL)}, nil
 }
 
-func discoverJWKS(ctx context.Context, cfg Config, client *http.Client) string {
-	fallback := cfg.Issuer + "/jwks"
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
-	defer cancel()
-	p, err := oidc.NewProvider(oidc.ClientContext(ctx, client), cfg.Issuer)
-	if err != nil {
-		cfg.Logger.Warn("auth: discovery failed, using the default JWKS URL",
-			"issuer", cfg.Issuer, "jwks_url", fallback, "error", err)
-		return fallback
-	}
-	var d struct {
-		JWKSURI string `json:"jwks_uri"`
-	}
-	if err := p.Claims(&d); err != nil || d.JWKSURI == "" {
-		return fallback
-	}
-	return d.JWKSURI
-}
-
-// JWKSURL returns the URL the keys are fetched from.
-func (v *Verifier) JWKSURL() string { return v.jwksURL }
+// JWKSURL returns the URL the keys are fetched from: Config.JWKSURL or the
+// discovered jwks_uri, "" while discovery has not succeeded.
+func (v *Verifier) JWKSURL() string { return v.keys.jwksURL() }
 
 // claims are the access token claims beyond what go-oidc checks.
 type claims struct {
@@ -197,22 +245,31 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Principal, err
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenBytes)
 	}
 	key := sha256.Sum256([]byte(rawToken))
-	if p, ok := v.cache.get(key, v.cfg.Clock()); ok {
-		return p, nil
+	// The key set is brought up to date before the cache is consulted, so a
+	// cached token is accepted only on keys a fresh verification would use.
+	if gen, ok := v.keys.current(ctx); ok {
+		if p, ok := v.cache.get(key, v.cfg.Clock(), gen); ok {
+			return p, nil
+		}
 	}
 	if err := v.checkHeader(rawToken); err != nil {
 		return nil, err
 	}
-	var keyErr error
-	tok, err := v.oidc.Verify(context.WithValue(ctx, errHolderKey{}, &keyErr), rawToken)
+	var note verifyNote
+	tok, err := v.oidc.Verify(context.WithValue(ctx, verifyNoteKey{}, &note), rawToken)
 	if err != nil {
-		return nil, v.classify(rawToken, err, keyErr)
+		return nil, v.classify(rawToken, err, note.err)
+	}
+	now := v.cfg.Clock()
+	// go-oidc accepts a token until now is after exp; RFC 7519 §4.1.4 says it
+	// must not be accepted on or after exp.
+	if !now.Before(tok.Expiry) {
+		return nil, fmt.Errorf("%w: at %s", ErrExpired, tok.Expiry.UTC().Format(time.RFC3339))
 	}
 	var c claims
 	if err := tok.Claims(&c); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
-	now := v.cfg.Clock()
 	if c.NotBefore != nil {
 		t, err := numericDate(*c.NotBefore)
 		if err != nil {
@@ -244,7 +301,7 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Principal, err
 	if c.Scope != nil {
 		p.Scopes = strings.Fields(*c.Scope)
 	}
-	v.cache.put(key, p, now)
+	v.cache.put(key, p, now, note.gen)
 	return p, nil
 }
 
