@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -70,9 +69,9 @@ func (h *Handler) Routes() http.Handler {
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	log := logging.From(r.Context())
-	body, err := readBody(w, r, h.cfg.MaxBody)
-	if err != nil {
-		return err
+	body, p := httpx.ReadBody(w, r, h.cfg.MaxBody)
+	if p != nil {
+		return p
 	}
 	if reason := verify(h.keys, body, r.Header.Get(SignatureHeader)); reason != "" {
 		log.Warn("logto webhook rejected", slog.String("reason", reason), slog.Int("bytes", len(body)))
@@ -103,22 +102,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		slog.Int("ignored", res.ignored))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// readBody reads at most limit bytes of the body; more is a 413 problem.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, httpx.TooLarge(limit)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, httpx.TooLarge(limit)
-		}
-		return nil, httpx.BadRequest("the request body could not be read")
-	}
-	return body, nil
 }
 
 // verify checks the signature header against every key in constant time. It returns "" when

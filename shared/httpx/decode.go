@@ -148,3 +148,32 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// ReadBody reads the whole request body, for handlers that need its exact bytes (webhook
+// signatures are computed over the raw body: Logto, Stripe). It reads at most limit bytes
+// (DefaultMaxBody when limit <= 0) through http.MaxBytesReader, so the server closes the
+// connection of a client that keeps sending. A body over the limit, declared or actual, is a
+// 413 problem naming the limit; a body that cannot be read (the client went away, a broken
+// chunked encoding) is a 400 problem. An absent body reads as empty.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Problem) {
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	if r.ContentLength > limit {
+		return nil, TooLarge(limit)
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return []byte{}, nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, TooLarge(limit)
+		}
+		p := BadRequest("the request body could not be read")
+		p.Cause = err
+		return nil, p
+	}
+	return body, nil
+}

@@ -1,7 +1,8 @@
 // Package httpx holds the HTTP conventions every function follows: handlers return errors,
 // one adapter (HandlerFunc) turns them into RFC 9457 problem+json responses and logs the
 // cause; request bodies are bounded and decoded strictly (DecodeJSON) with errors that name
-// the offending field.
+// the offending field, or bounded and read whole (ReadBody) by handlers that need the raw bytes,
+// such as webhooks whose signature covers the body.
 //
 // The client sees the safe message (Problem.Title/Detail/Errors); the log sees the cause
 // (Problem.Cause, or the whole error for unexpected failures), tagged with the request id
