@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
@@ -13,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/events/eventschema"
 	"github.com/myscrollr/connect/shared/inbox"
 	"github.com/myscrollr/connect/shared/logging"
 	"github.com/myscrollr/connect/shared/logto"
@@ -62,6 +65,59 @@ func (s *Service) HandleEvent(ctx context.Context, e event.Event) error {
 	return events.Permanent(fmt.Errorf("uninstall: event type %q is not handled here", e.Type()))
 }
 
+// Bounds on what an event may carry. The CloudEvent source and id are the key of
+// processed_events (a B-tree, whose entries must stay well under 2.7 kB) and a user id is a
+// Logto id, far shorter than its bound.
+const (
+	maxIDBytes     = 256
+	maxSourceBytes = 1024
+	maxUserIDBytes = 128
+)
+
+// checkEvent refuses, as events.Permanent (400, dead-lettered after one attempt), an event
+// that could never be processed however often it were redelivered: a source or id that
+// PostgreSQL cannot store as text (NUL bytes, invalid UTF-8) or that is too long for the
+// processed_events key, data that is not UTF-8, and data off its JSON Schema (events/eventschema).
+// Such an event would otherwise fail in PostgreSQL with an error that is retried forever, or,
+// off-schema, be acted on although its producer broke the contract.
+func checkEvent(e event.Event) error {
+	for _, a := range []struct {
+		name, value string
+		max         int
+	}{{"id", e.ID(), maxIDBytes}, {"source", e.Source(), maxSourceBytes}} {
+		if reason := badText(a.value, a.max); reason != "" {
+			return events.Permanent(fmt.Errorf("uninstall: %s event: attribute %q: %s", e.Type(), a.name, reason))
+		}
+	}
+	if !utf8.Valid(e.Data()) {
+		return events.Permanent(fmt.Errorf("uninstall: data of %s: not valid UTF-8", e.Type()))
+	}
+	if err := eventschema.Validate(e.Type(), e.Data()); err != nil {
+		var se *eventschema.Error
+		if errors.As(err, &se) {
+			return events.Permanent(fmt.Errorf("uninstall: %w", err))
+		}
+		return fmt.Errorf("uninstall: validate %s: %w", e.Type(), err) // the schemas did not load: not the event's fault
+	}
+	return nil
+}
+
+// badText says why s cannot be stored as an identifier (empty, longer than max bytes, NUL
+// bytes or invalid UTF-8, which PostgreSQL's text refuses), or "" when it can.
+func badText(s string, max int) string {
+	switch {
+	case s == "":
+		return "required"
+	case len(s) > max:
+		return fmt.Sprintf("at most %d bytes", max)
+	case !utf8.ValidString(s):
+		return "not valid UTF-8"
+	case strings.IndexByte(s, 0) >= 0:
+		return "contains a NUL byte"
+	}
+	return ""
+}
+
 // install is one user_integrations row with what its revocation needs.
 type install struct {
 	ID, IntegrationID, Name string
@@ -73,12 +129,15 @@ func (s *Service) userDeleted(ctx context.Context, e event.Event) error {
 	if log == slog.Default() {
 		log = s.log
 	}
+	if err := checkEvent(e); err != nil {
+		return err
+	}
 	var d events.UserDeleted
 	if err := e.DataAs(&d); err != nil {
 		return events.Permanent(fmt.Errorf("uninstall: data of %s: %w", e.Type(), err))
 	}
-	if d.UserID == "" || len(d.UserID) > 128 {
-		return events.Permanent(fmt.Errorf("uninstall: data of %s: field \"user_id\": required, at most 128 characters", e.Type()))
+	if reason := badText(d.UserID, maxUserIDBytes); reason != "" {
+		return events.Permanent(fmt.Errorf("uninstall: data of %s: field \"user_id\": %s", e.Type(), reason))
 	}
 	log = log.With(slog.String("user_id", d.UserID), slog.String("event_id", e.ID()))
 
