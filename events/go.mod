@@ -16,7 +16,6 @@ require (
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.2 // indirect
-	github.com/myscrollr/connect/schemas v0.0.0-00010101000000-000000000000
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
@@ -24,5 +23,3 @@ require (
 	go.uber.org/zap v1.27.0 // indirect
 	golang.org/x/text v0.44.0
 )
-
-replace github.com/myscrollr/connect/schemas => ../schemas

@@ -1,6 +1,12 @@
 // Package schemas holds the contracts of MyScrollr Connect as data: the numbered SQL
-// migrations of the PostgreSQL schema and the JSON Schemas of manifests, records and event
-// payloads. Both are embedded so every binary carries the exact version it was built with.
+// migrations of the PostgreSQL schema and the JSON Schemas of manifests, records and problem
+// documents. Both are embedded so every binary carries the exact version it was built with.
+//
+// The JSON Schemas of event payloads (one per CloudEvent type) are contracts too, but they live
+// in the events module, at events/eventschema/json/<type>.json, embedded and enforced by
+// package eventschema. The reason is distribution: integration developers `go get` the events
+// module, and go get ignores a dependency's replace directives, so events cannot require this
+// module (which is not published); it must build on its own, schemas included.
 //
 // Migrations are goose-format SQL files named NNNNN_description.sql under migrations/. They
 // are applied by shared/db.Migrate; never edit a migration that has landed, add a new one.

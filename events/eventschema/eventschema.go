@@ -1,6 +1,12 @@
 // Package eventschema validates the data of platform CloudEvents against their JSON Schemas,
-// which live in the schemas module (schemas/json/events/<type>.json) and are the contract: the
-// Go payload types in package events follow them, and a test keeps the two in step.
+// json/<type>.json beside this file (draft 2020-12, embedded as JSON). They are the contract:
+// the Go payload types in package events follow them, and a test keeps the two in step.
+//
+// The event schemas live here, in the events module, rather than in the schemas module with
+// the other contracts: events is the module integration developers `go get`, and it must build
+// on its own, outside this repository's workspace. A dependency's replace directives are
+// ignored by go get, so events cannot require the unpublished schemas module; it requires no
+// other module of this repository (tests/boundaries checks both).
 //
 // The outbox validates every platform event before it is written, so a malformed payload is
 // refused at the source with an error naming the field, instead of reaching consumers.
@@ -8,6 +14,7 @@ package eventschema
 
 import (
 	"bytes"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,11 +27,14 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
-
-	"github.com/myscrollr/connect/schemas"
 )
 
-const dir = "json/events"
+// JSON holds the schemas: the directory "json" of files named <CloudEvent type>.json.
+//
+//go:embed json/*.json
+var JSON embed.FS
+
+const dir = "json"
 
 // Error says which field of an event's data is wrong and why.
 type Error struct {
@@ -49,7 +59,7 @@ var (
 
 func load() {
 	compiled = map[string]*jsonschema.Schema{}
-	entries, err := fs.ReadDir(schemas.JSON, dir)
+	entries, err := fs.ReadDir(JSON, dir)
 	if err != nil {
 		loadErr = fmt.Errorf("eventschema: %w", err)
 		return
@@ -62,7 +72,7 @@ func load() {
 		if !ok {
 			continue
 		}
-		raw, err := schemas.JSON.ReadFile(path.Join(dir, e.Name()))
+		raw, err := JSON.ReadFile(path.Join(dir, e.Name()))
 		if err != nil {
 			loadErr = err
 			return

@@ -12,7 +12,6 @@ import (
 
 	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/events/eventschema"
-	"github.com/myscrollr/connect/schemas"
 )
 
 // Every platform event type has a schema, and no schema is without a type.
@@ -32,7 +31,7 @@ func TestEveryTypeHasASchema(t *testing.T) {
 // omitempty, and the JSON types agree.
 func TestGoTypesFollowSchemas(t *testing.T) {
 	for _, typ := range events.Types() {
-		raw, err := schemas.JSON.ReadFile("json/events/" + typ + ".json")
+		raw, err := eventschema.JSON.ReadFile("json/" + typ + ".json")
 		if err != nil {
 			t.Fatal(err)
 		}
