@@ -13,12 +13,14 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
-	"time"
 
-	"github.com/aws/aws-lambda-go/events"
+	awsevents "github.com/aws/aws-lambda-go/events"
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/myscrollr/connect/events/kafkace"
 	"github.com/myscrollr/connect/shared/logging"
 )
 
@@ -27,12 +29,17 @@ import (
 //
 //   - API Gateway v2 HTTP events (payload format 2.0) become an *http.Request that runs through
 //     the same handler stack as Serve (reserved endpoints, middleware, fn.HTTP, POST /events);
-//     the reply is an events.APIGatewayV2HTTPResponse (binary bodies base64-encoded).
+//     the reply is an awsevents.APIGatewayV2HTTPResponse (binary bodies base64-encoded).
 //   - Kafka events (MSK "aws:kafka" or "SelfManagedKafka") whose records carry CloudEvents in
-//     binary mode (ce_ headers, the record value as data) or structured mode are passed to
-//     fn.Events in order. The first retryable failure fails the invocation so Lambda retries
-//     the batch (consumers are idempotent); malformed records and Permanent errors are logged
-//     and skipped.
+//     binary or structured mode are decoded by events/kafkace (the same strict, bounded decoder
+//     as every other Kafka path; values bounded by Deps.MaxEventBytes) and passed to fn.Events,
+//     each partition in offset order. The reply is a [KafkaBatchResponse] (partial batch
+//     response, for an event source mapping with FunctionResponseTypes ReportBatchItemFailures):
+//     a record that does not decode or whose handler returns an events.Permanent error can never
+//     succeed, so it is logged, counted and dropped (it is not reported); the first record of a
+//     partition whose handler fails otherwise is reported, and the rest of that partition is not
+//     handled, because Lambda retries a stream from the lowest reported offset of a partition
+//     (handlers are idempotent). Other partitions go on.
 //
 // Anything else is an error naming the problem.
 func LambdaHandler(fn Function, d Deps) func(ctx context.Context, raw json.RawMessage) (any, error) {
@@ -56,13 +63,13 @@ func LambdaHandler(fn Function, d Deps) func(ctx context.Context, raw json.RawMe
 		}
 		switch {
 		case shape.EventSource == "aws:kafka" || shape.EventSource == "SelfManagedKafka":
-			var ke events.KafkaEvent
+			var ke awsevents.KafkaEvent
 			if err := json.Unmarshal(raw, &ke); err != nil {
 				return nil, fmt.Errorf("runtime: kafka event: %w", err)
 			}
-			return nil, s.serveKafka(ctx, &ke)
+			return s.serveKafka(ctx, &ke)
 		case shape.Version == "2.0" && shape.RequestContext.HTTP.Method != "":
-			var req events.APIGatewayV2HTTPRequest
+			var req awsevents.APIGatewayV2HTTPRequest
 			if err := json.Unmarshal(raw, &req); err != nil {
 				return nil, fmt.Errorf("runtime: API Gateway v2 event: %w", err)
 			}
@@ -72,7 +79,7 @@ func LambdaHandler(fn Function, d Deps) func(ctx context.Context, raw json.RawMe
 	}
 }
 
-func (s *server) serveAPIGateway(ctx context.Context, in *events.APIGatewayV2HTTPRequest) (*events.APIGatewayV2HTTPResponse, error) {
+func (s *server) serveAPIGateway(ctx context.Context, in *awsevents.APIGatewayV2HTTPRequest) (*awsevents.APIGatewayV2HTTPResponse, error) {
 	body := []byte(in.Body)
 	if in.IsBase64Encoded {
 		b, err := base64.StdEncoding.DecodeString(in.Body)
@@ -130,7 +137,7 @@ func (s *server) serveAPIGateway(ctx context.Context, in *events.APIGatewayV2HTT
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	out := &events.APIGatewayV2HTTPResponse{StatusCode: w.code, Headers: map[string]string{}}
+	out := &awsevents.APIGatewayV2HTTPResponse{StatusCode: w.code, Headers: map[string]string{}}
 	for k, vs := range w.header {
 		if k == "Set-Cookie" {
 			out.Cookies = append(out.Cookies, vs...)
@@ -177,123 +184,98 @@ func (w *bufferedResponse) Write(b []byte) (int, error) {
 	return w.body.Write(b)
 }
 
-func (s *server) serveKafka(ctx context.Context, ke *events.KafkaEvent) error {
+// KafkaBatchResponse is the reply to a Kafka event: the records to retry. An empty list means
+// the whole batch is done. Lambda reads it only when the event source mapping lists
+// ReportBatchItemFailures in FunctionResponseTypes; without that setting a reply is ignored and
+// the batch counts as done, so deploy the mapping with it. aws-lambda-go has no type for it.
+type KafkaBatchResponse struct {
+	BatchItemFailures []KafkaBatchItemFailure `json:"batchItemFailures"`
+}
+
+// KafkaBatchItemFailure names one record to retry.
+type KafkaBatchItemFailure struct {
+	ItemIdentifier KafkaItemIdentifier `json:"itemIdentifier"`
+}
+
+// KafkaItemIdentifier identifies a Kafka record in a partial batch response: Partition is
+// "<topic>-<partition>", as the keys of the event's records map, and Offset the record's
+// offset. This is the shape AWS's Powertools for Lambda (Python, batch utility) returns for
+// MSK and self-managed Kafka.
+type KafkaItemIdentifier struct {
+	Partition string `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+func (s *server) serveKafka(ctx context.Context, ke *awsevents.KafkaEvent) (*KafkaBatchResponse, error) {
 	log := s.d.Logger.With(slog.String("event_source", ke.EventSource))
 	if s.fn.Events == nil {
-		return errors.New("runtime: kafka event received but the function has no event handler")
+		return nil, errors.New("runtime: kafka event received but the function has no event handler")
 	}
+	dec := kafkace.Decoder{MaxValueBytes: int(min(s.d.MaxEventBytes, 1<<30))}
+	resp := &KafkaBatchResponse{BatchItemFailures: []KafkaBatchItemFailure{}}
 	keys := make([]string, 0, len(ke.Records))
 	for k := range ke.Records {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		for _, rec := range ke.Records[k] {
+		for i := range ke.Records[k] {
+			rec := &ke.Records[k][i]
 			rlog := log.With(slog.String("topic", rec.Topic), slog.Int64("partition", rec.Partition), slog.Int64("offset", rec.Offset))
-			ev, err := kafkaRecordEvent(&rec, s.d.MaxEventBytes)
+			ev, err := decodeLambdaRecord(rec, dec)
 			if err != nil {
 				s.m.event("", OutcomeMalformed)
-				rlog.Warn("skipping malformed record", slog.Any("error", err))
+				rlog.Warn("malformed record dropped: it can never be handled", slog.Any("error", err))
 				continue
 			}
-			outcome, err := s.dispatch(logging.With(ctx, rlog), ev)
-			switch outcome {
-			case OutcomeOK:
-			case OutcomePermanent:
-				rlog.Warn("event rejected permanently; skipped", slog.String("ce_id", ev.ID()), slog.Any("error", err))
-			default:
-				rlog.Error("event failed; batch will be retried", slog.String("ce_id", ev.ID()), slog.Any("error", err))
-				return fmt.Errorf("runtime: event %s (%s/%d@%d): %w", ev.ID(), rec.Topic, rec.Partition, rec.Offset, err)
+			outcome, err := s.dispatch(logging.With(ctx, rlog), &ev)
+			if outcome == OutcomeOK {
+				continue
 			}
+			if outcome == OutcomePermanent {
+				rlog.Warn("event rejected permanently; dropped", slog.String("ce_id", ev.ID()), slog.Any("error", err))
+				continue
+			}
+			rlog.Error("event failed; it and the rest of its partition will be retried",
+				slog.String("ce_id", ev.ID()), slog.Any("error", err))
+			resp.BatchItemFailures = append(resp.BatchItemFailures, KafkaBatchItemFailure{
+				ItemIdentifier: KafkaItemIdentifier{Partition: rec.Topic + "-" + strconv.FormatInt(rec.Partition, 10), Offset: rec.Offset},
+			})
+			break
 		}
 	}
-	return nil
+	return resp, nil
 }
 
-// kafkaRecordEvent decodes a CloudEvent from a Kafka record per the CloudEvents Kafka protocol
-// binding: structured mode when content-type starts with application/cloudevents, else binary
-// mode with ce_ headers (UTF-8 values) and the record value as data.
-func kafkaRecordEvent(rec *events.KafkaRecord, limit int64) (*cloudevents.Event, error) {
-	if int64(base64.StdEncoding.DecodedLen(len(rec.Value))) > limit+3 {
-		return nil, fmt.Errorf("value exceeds %d bytes", limit)
+// decodeLambdaRecord turns a Lambda Kafka record (base64 key and value, headers as a list of
+// one-entry maps) into the record it was and decodes it with kafkace. The value is bounded
+// before it is decoded from base64.
+func decodeLambdaRecord(rec *awsevents.KafkaRecord, dec kafkace.Decoder) (cloudevents.Event, error) {
+	limit := dec.MaxValueBytes
+	if base64.StdEncoding.DecodedLen(len(rec.Value)) > limit+3 {
+		return cloudevents.Event{}, &kafkace.DecodeError{Attribute: "value", Reason: fmt.Sprintf("exceeds the limit of %d bytes", limit)}
 	}
 	value, err := base64.StdEncoding.DecodeString(rec.Value)
 	if err != nil {
-		return nil, fmt.Errorf("value: invalid base64: %w", err)
+		return cloudevents.Event{}, &kafkace.DecodeError{Attribute: "value", Reason: "invalid base64"}
 	}
-	if int64(len(value)) > limit {
-		return nil, fmt.Errorf("value exceeds %d bytes", limit)
+	if len(rec.Key) > base64.StdEncoding.EncodedLen(kafkace.DefaultMaxHeaderBytes) {
+		return cloudevents.Event{}, &kafkace.DecodeError{Attribute: "record", Reason: fmt.Sprintf("key exceeds the limit of %d bytes", kafkace.DefaultMaxHeaderBytes)}
 	}
-	headers := map[string]string{}
+	key, err := base64.StdEncoding.DecodeString(rec.Key)
+	if err != nil {
+		return cloudevents.Event{}, &kafkace.DecodeError{Attribute: "record", Reason: "key: invalid base64"}
+	}
+	r := &kgo.Record{Topic: rec.Topic, Partition: int32(rec.Partition), Offset: rec.Offset, Key: key, Value: value}
 	for _, h := range rec.Headers {
-		for k, v := range h {
-			headers[k] = string(v)
+		names := make([]string, 0, len(h))
+		for name := range h {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: name, Value: h[name]})
 		}
 	}
-	ct := headers["content-type"]
-	if strings.HasPrefix(strings.ToLower(ct), "application/cloudevents") {
-		ev := cloudevents.New()
-		if err := json.Unmarshal(value, &ev); err != nil {
-			return nil, fmt.Errorf("structured event: %w", err)
-		}
-		if p := validateEvent(&ev); p != nil {
-			return nil, fmt.Errorf("%s: %+v", p.Detail, p.Errors)
-		}
-		return &ev, nil
-	}
-	sv, ok := headers["ce_specversion"]
-	if !ok {
-		return nil, errors.New("not a CloudEvent: no ce_specversion header")
-	}
-	if sv != cloudevents.CloudEventsVersionV1 {
-		return nil, fmt.Errorf("attribute \"specversion\": unsupported version %q, want 1.0", truncate(sv, 32))
-	}
-	ev := cloudevents.New()
-	names := make([]string, 0, len(headers))
-	for k := range headers {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		name, ok := strings.CutPrefix(k, "ce_")
-		if !ok || name == "specversion" {
-			continue
-		}
-		v := headers[k]
-		var err error
-		switch name {
-		case "id":
-			ev.SetID(v)
-		case "source":
-			ev.SetSource(v)
-		case "type":
-			ev.SetType(v)
-		case "subject":
-			ev.SetSubject(v)
-		case "dataschema":
-			ev.SetDataSchema(v)
-		case "datacontenttype": // content-type header wins, below
-			ev.SetDataContentType(v)
-		case "time":
-			var t time.Time
-			if t, err = time.Parse(time.RFC3339Nano, v); err == nil {
-				ev.SetTime(t)
-			}
-		default:
-			err = ev.Context.SetExtension(name, v)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("attribute %q: %w", name, err)
-		}
-	}
-	if ct != "" {
-		ev.SetDataContentType(ct)
-	}
-	if len(value) > 0 {
-		ev.DataEncoded = value
-	}
-	if p := validateEvent(&ev); p != nil {
-		return nil, fmt.Errorf("%s: %+v", p.Detail, p.Errors)
-	}
-	return &ev, nil
+	return dec.Decode(r)
 }

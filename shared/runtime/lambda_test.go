@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -125,9 +126,10 @@ func TestLambdaAPIGatewayV2(t *testing.T) {
 	}
 }
 
-// kafkaEvent returns the aws-lambda-go Kafka sample with its record replaced by records
-// carrying binary-mode CloudEvents of the given types.
-func kafkaEvent(t *testing.T, types ...string) json.RawMessage {
+// kafkaRecords returns records shaped like the aws-lambda-go Kafka sample's, on the sample's
+// topic and the given partition, carrying binary-mode CloudEvents of the given types; the type
+// "malformed" makes a record that is no CloudEvent (no ce_specversion).
+func kafkaRecords(t *testing.T, partition int64, types ...string) []events.KafkaRecord {
 	t.Helper()
 	var ke events.KafkaEvent
 	if err := json.Unmarshal(readSample(t, "kafka-event.json"), &ke); err != nil {
@@ -137,16 +139,33 @@ func kafkaEvent(t *testing.T, types ...string) json.RawMessage {
 	var recs []events.KafkaRecord
 	for i, typ := range types {
 		rec := sample
-		rec.Offset = int64(i)
+		rec.Partition, rec.Offset = partition, int64(i)
 		rec.Value = base64.StdEncoding.EncodeToString([]byte(`{"install_id":"i-1"}`))
 		rec.Headers = []map[string]events.JSONNumberBytes{
-			{"ce_specversion": []byte("1.0")}, {"ce_id": []byte("evt-" + typ)}, {"ce_source": []byte("/connect/install")},
+			{"ce_specversion": []byte("1.0")}, {"ce_id": []byte(fmt.Sprintf("evt-%d-%d-%s", partition, i, typ))}, {"ce_source": []byte("/connect/install")},
 			{"ce_type": []byte(typ)}, {"ce_time": []byte("2026-08-01T12:00:00Z")}, {"ce_partitionkey": []byte("int-7")},
 			{"content-type": []byte("application/json")},
 		}
+		if typ == "malformed" {
+			rec.Headers = rec.Headers[1:]
+		}
 		recs = append(recs, rec)
 	}
-	ke.Records = map[string][]events.KafkaRecord{"AWSKafkaTopic-0": recs}
+	return recs
+}
+
+// kafkaEvent returns the aws-lambda-go Kafka sample with its records replaced by partitions of
+// kafkaRecords: partitions[i] are the types on partition i.
+func kafkaEvent(t *testing.T, partitions ...[]string) json.RawMessage {
+	t.Helper()
+	var ke events.KafkaEvent
+	if err := json.Unmarshal(readSample(t, "kafka-event.json"), &ke); err != nil {
+		t.Fatal(err)
+	}
+	ke.Records = map[string][]events.KafkaRecord{}
+	for p, types := range partitions {
+		ke.Records[fmt.Sprintf("AWSKafkaTopic-%d", p)] = kafkaRecords(t, int64(p), types...)
+	}
 	b, err := json.Marshal(ke)
 	if err != nil {
 		t.Fatal(err)
@@ -154,55 +173,132 @@ func kafkaEvent(t *testing.T, types ...string) json.RawMessage {
 	return b
 }
 
-func TestLambdaKafka(t *testing.T) {
-	t.Parallel()
-	rc := &recorder{}
-	h := runtime.LambdaHandler(lambdaFunction(rc), runtime.Deps{Logger: discard()})
-
-	// The unmodified sample has no CloudEvent headers: logged and skipped, not retried.
-	if _, err := h(context.Background(), readSample(t, "kafka-event.json")); err != nil {
-		t.Fatalf("malformed record must be skipped: %v", err)
+// invokeKafka runs h on payload and returns the batch response as Lambda reads it (JSON).
+func invokeKafka(t *testing.T, h func(context.Context, json.RawMessage) (any, error), payload json.RawMessage) string {
+	t.Helper()
+	out, err := h(context.Background(), payload)
+	if err != nil {
+		t.Fatalf("a Kafka batch must not fail as a whole: %v", err)
 	}
-	if len(rc.got) != 0 {
-		t.Fatal("handler called for a non-CloudEvent record")
-	}
-
-	ok, perm, retry := "com.myscrollr.connect.install.completed", "com.myscrollr.connect.test.permanent", "com.myscrollr.connect.test.retry"
-	if _, err := h(context.Background(), kafkaEvent(t, ok, perm, ok)); err != nil {
-		t.Fatalf("ok and permanent records: %v", err)
-	}
-	if len(rc.got) != 3 {
-		t.Fatalf("handler saw %d events, want 3", len(rc.got))
-	}
-	e := rc.got[0]
-	if e.ID() != "evt-"+ok || e.Source() != "/connect/install" || e.Extensions()["partitionkey"] != "int-7" ||
-		e.DataContentType() != "application/json" || string(e.Data()) != `{"install_id":"i-1"}` || e.Time().IsZero() {
-		t.Fatalf("decoded event %s", e)
-	}
-
-	_, err := h(context.Background(), kafkaEvent(t, ok, retry, ok))
-	if err == nil || !strings.Contains(err.Error(), "evt-"+retry) {
-		t.Fatalf("retryable failure must fail the invocation naming the event: %v", err)
-	}
-	if len(rc.got) != 5 { // stops at the failing record
-		t.Fatalf("handler saw %d events, want 5", len(rc.got))
-	}
-
-	// Structured mode on Kafka.
-	var ke events.KafkaEvent
-	_ = json.Unmarshal(kafkaEvent(t, ok), &ke)
-	ev := sampleEvent(t, "com.myscrollr.connect.structured")
-	body, _ := json.Marshal(ev)
-	rec := &ke.Records["AWSKafkaTopic-0"][0]
-	rec.Value = base64.StdEncoding.EncodeToString(body)
-	rec.Headers = []map[string]events.JSONNumberBytes{{"content-type": []byte("application/cloudevents+json; charset=UTF-8")}}
-	payload, _ := json.Marshal(ke)
-	if _, err := h(context.Background(), payload); err != nil {
+	b, err := json.Marshal(out)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := rc.last(); got.Type() != "com.myscrollr.connect.structured" || got.DataContentType() != cloudevents.ApplicationJSON {
-		t.Fatalf("structured record decoded as %s", got)
+	return string(b)
+}
+
+func (rc *recorder) ids() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var ids []string
+	for _, e := range rc.got {
+		ids = append(ids, e.ID())
 	}
+	return ids
+}
+
+const noFailures = `{"batchItemFailures":[]}`
+
+func TestLambdaKafka(t *testing.T) {
+	t.Parallel()
+	ok, perm, retry := "com.myscrollr.connect.install.completed", "com.myscrollr.connect.test.permanent", "com.myscrollr.connect.test.retry"
+
+	t.Run("sample record is no CloudEvent: dropped, not retried", func(t *testing.T) {
+		t.Parallel()
+		rc := &recorder{}
+		h := runtime.LambdaHandler(lambdaFunction(rc), runtime.Deps{Logger: discard()})
+		if got := invokeKafka(t, h, readSample(t, "kafka-event.json")); got != noFailures {
+			t.Fatalf("response %s, want %s", got, noFailures)
+		}
+		if len(rc.got) != 0 {
+			t.Fatal("handler called for a non-CloudEvent record")
+		}
+	})
+
+	t.Run("one bad record among good ones", func(t *testing.T) {
+		t.Parallel()
+		rc := &recorder{}
+		h := runtime.LambdaHandler(lambdaFunction(rc), runtime.Deps{Logger: discard()})
+		got := invokeKafka(t, h, kafkaEvent(t, []string{ok, "malformed", perm, ok}))
+		if got != noFailures {
+			t.Fatalf("response %s: malformed and permanent records can never succeed and must not be retried", got)
+		}
+		if ids := fmt.Sprint(rc.ids()); ids != "[evt-0-0-"+ok+" evt-0-2-"+perm+" evt-0-3-"+ok+"]" {
+			t.Fatalf("handler saw %s", ids)
+		}
+		e := rc.got[0]
+		if e.Source() != "/connect/install" || e.Extensions()["partitionkey"] != "int-7" || e.DataContentType() != "application/json" ||
+			string(e.Data()) != `{"install_id":"i-1"}` || e.Time().IsZero() {
+			t.Fatalf("decoded event %s", e)
+		}
+	})
+
+	t.Run("retryable failure is reported, its partition stops, others go on", func(t *testing.T) {
+		t.Parallel()
+		rc := &recorder{}
+		h := runtime.LambdaHandler(lambdaFunction(rc), runtime.Deps{Logger: discard()})
+		got := invokeKafka(t, h, kafkaEvent(t, []string{ok, retry, ok}, []string{ok, ok}))
+		want := `{"batchItemFailures":[{"itemIdentifier":{"partition":"AWSKafkaTopic-0","offset":1}}]}`
+		if got != want {
+			t.Fatalf("response %s, want %s", got, want)
+		}
+		ids := fmt.Sprint(rc.ids())
+		if ids != "[evt-0-0-"+ok+" evt-0-1-"+retry+" evt-1-0-"+ok+" evt-1-1-"+ok+"]" {
+			t.Fatalf("handler saw %s: the record after the failure must wait for the retry", ids)
+		}
+	})
+
+	t.Run("strict decoding through kafkace", func(t *testing.T) {
+		t.Parallel()
+		rc := &recorder{}
+		h := runtime.LambdaHandler(lambdaFunction(rc), runtime.Deps{Logger: discard(), MaxEventBytes: 64})
+		var ke events.KafkaEvent
+		if err := json.Unmarshal(kafkaEvent(t, []string{ok, ok, ok, ok, ok}), &ke); err != nil {
+			t.Fatal(err)
+		}
+		recs := ke.Records["AWSKafkaTopic-0"]
+		recs[0].Value = base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", 65))) // over MaxEventBytes
+		recs[1].Value = "%%%"                                                              // not base64
+		recs[2].Headers = append(recs[2].Headers, map[string]events.JSONNumberBytes{"ce_id": []byte("again")})
+		recs[3].Headers[4] = map[string]events.JSONNumberBytes{"ce_time": []byte("yesterday")}
+		payload, err := json.Marshal(ke)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := invokeKafka(t, h, payload); got != noFailures {
+			t.Fatalf("response %s", got)
+		}
+		if ids := fmt.Sprint(rc.ids()); ids != "[evt-0-4-"+ok+"]" {
+			t.Fatalf("handler saw %s, want only the valid record", ids)
+		}
+	})
+
+	t.Run("structured mode", func(t *testing.T) {
+		t.Parallel()
+		rc := &recorder{}
+		h := runtime.LambdaHandler(lambdaFunction(rc), runtime.Deps{Logger: discard()})
+		var ke events.KafkaEvent
+		if err := json.Unmarshal(kafkaEvent(t, []string{ok}), &ke); err != nil {
+			t.Fatal(err)
+		}
+		body, err := json.Marshal(sampleEvent(t, "com.myscrollr.connect.structured"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &ke.Records["AWSKafkaTopic-0"][0]
+		rec.Value = base64.StdEncoding.EncodeToString(body)
+		rec.Headers = []map[string]events.JSONNumberBytes{{"content-type": []byte("application/cloudevents+json; charset=UTF-8")}}
+		payload, err := json.Marshal(ke)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := invokeKafka(t, h, payload); got != noFailures {
+			t.Fatalf("response %s", got)
+		}
+		if got := rc.last(); got.Type() != "com.myscrollr.connect.structured" || got.DataContentType() != cloudevents.ApplicationJSON {
+			t.Fatalf("structured record decoded as %s", got)
+		}
+	})
 }
 
 func TestLambdaRejectsUnknownShapes(t *testing.T) {
