@@ -48,7 +48,9 @@
 // When AWS_LAMBDA_RUNTIME_API is set, Main serves through aws-lambda-go instead; LambdaHandler
 // is the adapter: API Gateway v2 HTTP events run through the same http.Handler stack, and MSK /
 // self-managed Kafka events whose records carry CloudEvents (binary mode `ce_` headers, or
-// structured mode) go to Function.Events. A retryable failure fails the invocation (the batch
-// is retried; consumers are idempotent); permanent failures and malformed records are logged
-// and skipped.
+// structured mode, decoded by events/kafkace) go to Function.Events. The reply is a partial
+// batch response (KafkaBatchResponse; the event source mapping must list
+// ReportBatchItemFailures): the first retryable failure of each partition is reported and
+// retried by Lambda from there (consumers are idempotent); permanent failures and malformed
+// records can never succeed, so they are logged, counted and dropped.
 package runtime
