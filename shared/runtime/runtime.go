@@ -44,6 +44,12 @@ type Deps struct {
 	MaxEventBytes int64
 	// ReadyTimeout bounds one Function.Ready call. Zero means 5s.
 	ReadyTimeout time.Duration
+	// ReadHeaderTimeout, ReadTimeout (header and body) and IdleTimeout bound slow clients of
+	// Serve's server. Zero means DefaultReadHeaderTimeout (10s), DefaultReadTimeout (15s) and
+	// DefaultIdleTimeout (90s); timeouts.go says why, and why there is no write timeout.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
 	// Senders verifies the sender token of every event at POST /events (Knative Eventing
 	// sender identity, see SenderConfig). Without it, and without InsecureEvents, every event
 	// is refused with 401: events are never accepted from an unproven sender by default.
@@ -102,10 +108,12 @@ func Serve(ctx context.Context, ln net.Listener, fn Function, d Deps) error {
 	}
 	srv := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       90 * time.Second,
+		ReadHeaderTimeout: orDefault(d.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       orDefault(d.ReadTimeout, DefaultReadTimeout), // header and body
+		IdleTimeout:       orDefault(d.IdleTimeout, DefaultIdleTimeout),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
+		// No WriteTimeout: it would bound the handler's time too (see timeouts.go).
 		// In-flight requests must outlive ctx: they finish during the drain.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
