@@ -1,11 +1,8 @@
 // Command catalog serves the published catalog of MyScrollr Connect: GET /v1/integrations
 // (search, filter, sort and keyset paging) and GET /v1/integrations/{name}.
 //
-// Configuration (environment):
-//
-//	DATABASE_URL   PostgreSQL connection URL (required); pending migrations are applied at start
-//	PORT           listen port (default 8080)
-//	LOG_LEVEL      debug, info, warn, error (default info)
+// Configuration (environment): see Config (DATABASE_URL); PORT, LOG_LEVEL and the other
+// runtime settings are read by shared/runtime.
 //
 // Paging is by keyset: next_cursor is an opaque token holding the sort key and id of the last
 // item, so a page is an index range scan however deep the client pages, and items inserted
@@ -14,7 +11,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
 	"github.com/myscrollr/connect/shared/db"
@@ -26,11 +22,11 @@ func main() {
 }
 
 func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		return runtime.Function{}, fmt.Errorf("catalog: DATABASE_URL is required")
+	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return runtime.Function{}, err
 	}
-	pool, err := db.OpenMigrated(ctx, url, d.Logger)
+	pool, err := db.OpenMigrated(ctx, cfg.DatabaseURL, d.Logger)
 	if err != nil {
 		return runtime.Function{}, err
 	}

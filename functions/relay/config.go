@@ -11,7 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Config is the relay's configuration, read from the environment by ConfigFromEnv.
+// Config is the relay's configuration, read from the environment by ConfigFromEnv. PORT, where
+// /healthz, /readyz and /metrics are served, and LOG_LEVEL are the runtime's (shared/runtime).
 type Config struct {
 	// DatabaseURL (DATABASE_URL, required) is the PostgreSQL database holding the outbox. The
 	// role needs the REPLICATION attribute.
@@ -22,8 +23,6 @@ type Config struct {
 	Slot string
 	// Publication (RELAY_PUBLICATION, default connect_outbox) is the publication on the outbox.
 	Publication string
-	// Port (PORT, default 8080) is where /healthz, /readyz and /metrics are served.
-	Port int
 	// StatusInterval (RELAY_STATUS_INTERVAL, default 10s) is the longest time between two
 	// standby status updates; a server silent for three intervals is taken as gone.
 	StatusInterval time.Duration
@@ -50,7 +49,6 @@ func DefaultConfig() Config {
 	return Config{
 		Slot:             "connect_relay",
 		Publication:      "connect_outbox",
-		Port:             8080,
 		StatusInterval:   10 * time.Second,
 		StallAfter:       15 * time.Second,
 		MaxInFlight:      10000,
@@ -80,14 +78,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	if v := getenv("RELAY_PUBLICATION"); v != "" {
 		c.Publication = v
-	}
-	if v := getenv("PORT"); v != "" {
-		p, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("PORT: %q is not a number", v))
-		} else {
-			c.Port = p
-		}
 	}
 	durations := []struct {
 		env string
@@ -152,9 +142,6 @@ func (c Config) validate() error {
 	}
 	if !identRE.MatchString(c.Publication) {
 		errs = append(errs, fmt.Errorf("RELAY_PUBLICATION: %q must be 1-63 lower-case letters, digits or _, not starting with a digit", c.Publication))
-	}
-	if c.Port < 1 || c.Port > 65535 {
-		errs = append(errs, fmt.Errorf("PORT: %d is not between 1 and 65535", c.Port))
 	}
 	positive := []struct {
 		env string

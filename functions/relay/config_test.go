@@ -17,7 +17,7 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(c.KafkaBrokers) != 2 || c.KafkaBrokers[1] != "k2:9092" || c.Slot != "connect_relay" ||
-		c.Publication != "connect_outbox" || c.Port != 8080 || c.StatusInterval != 10*time.Second || c.Retention != 24*time.Hour {
+		c.Publication != "connect_outbox" || c.StatusInterval != 10*time.Second || c.Retention != 24*time.Hour {
 		t.Fatalf("defaults: %+v", c)
 	}
 
@@ -31,8 +31,6 @@ func TestConfigFromEnv(t *testing.T) {
 		{"broker without port", map[string]string{"KAFKA_BROKERS": "kafka"}, []string{`KAFKA_BROKERS: "kafka" is not host:port`}},
 		{"slot injection", map[string]string{"RELAY_SLOT": "x; DROP TABLE outbox"}, []string{"RELAY_SLOT:"}},
 		{"publication case", map[string]string{"RELAY_PUBLICATION": "Outbox"}, []string{"RELAY_PUBLICATION:"}},
-		{"port", map[string]string{"PORT": "70000"}, []string{"PORT: 70000"}},
-		{"port text", map[string]string{"PORT": "http"}, []string{"PORT: \"http\""}},
 		{"duration", map[string]string{"RELAY_STATUS_INTERVAL": "often"}, []string{"RELAY_STATUS_INTERVAL: \"often\""}},
 		{"tiny interval", map[string]string{"RELAY_STATUS_INTERVAL": "1ms"}, []string{"RELAY_STATUS_INTERVAL: 1ms is below"}},
 		{"negative retention", map[string]string{"RELAY_RETENTION": "-1h"}, []string{"RELAY_RETENTION: must not be negative"}},

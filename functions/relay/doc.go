@@ -74,6 +74,6 @@
 //
 // # Configuration
 //
-// See [Config]: DATABASE_URL, KAFKA_BROKERS, RELAY_SLOT, RELAY_PUBLICATION, PORT and the
+// See [Config]: DATABASE_URL, KAFKA_BROKERS, RELAY_SLOT, RELAY_PUBLICATION and the
 // tuning variables above.
 package main

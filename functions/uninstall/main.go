@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 	"time"
 
@@ -16,21 +15,21 @@ func main() {
 }
 
 func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		return runtime.Function{}, errors.New("uninstall: DATABASE_URL is required")
+	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return runtime.Function{}, err
 	}
 	lc, err := logto.New(logto.Config{
-		Endpoint:  os.Getenv("LOGTO_ENDPOINT"),
-		AppID:     os.Getenv("LOGTO_M2M_APP_ID"),
-		AppSecret: os.Getenv("LOGTO_M2M_APP_SECRET"),
-		Resource:  os.Getenv("LOGTO_MANAGEMENT_RESOURCE"), // empty: logto.DefaultResource
+		Endpoint:  cfg.LogtoEndpoint,
+		AppID:     cfg.LogtoAppID,
+		AppSecret: cfg.LogtoAppSecret,
+		Resource:  cfg.LogtoManagementResource, // empty: logto.DefaultResource
 		Logger:    d.Logger,
 	})
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	pool, err := db.OpenMigrated(ctx, url, d.Logger)
+	pool, err := db.OpenMigrated(ctx, cfg.DatabaseURL, d.Logger)
 	if err != nil {
 		return runtime.Function{}, err
 	}

@@ -1,11 +1,13 @@
 package knative
 
 import (
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -262,5 +264,54 @@ func TestSkaffoldBuildsEveryService(t *testing.T) {
 	slices.Sort(images)
 	if !slices.Equal(artifacts, images) {
 		t.Errorf("skaffold.yaml builds %v, infra/knative runs %v", artifacts, images)
+	}
+}
+
+// stringLiterals returns the string constants written in the non-test Go files of dir.
+func stringLiterals(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no Go files in %s: %v", dir, err)
+	}
+	out := map[string]bool{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(token.NewFileSet(), f, nil, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if s, err := strconv.Unquote(lit.Value); err == nil {
+					out[s] = true
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// TestServiceEnvIsRead checks that every setting a Service in infra/knative gives its
+// function is read by it: named in the function's own code (its Config) or in the runtime's
+// (shared/runtime). A setting nobody reads is dead configuration and must go. (The other
+// direction, a required setting missing from the Service, fails the function at start, which
+// the local stack and the e2e tests do from these same manifests.)
+func TestServiceEnvIsRead(t *testing.T) {
+	m, err := Load(manifestDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtimeNames := stringLiterals(t, "../../../shared/runtime")
+	for _, s := range m.Services {
+		own := stringLiterals(t, filepath.Join(functionsDir, s.Name))
+		for _, e := range s.Env {
+			if !own[e.Name] && !runtimeNames[e.Name] {
+				t.Errorf("Service %q sets %s, which neither functions/%s nor shared/runtime reads: remove it", s.Name, e.Name, s.Name)
+			}
+		}
 	}
 }
