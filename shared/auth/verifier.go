@@ -68,7 +68,8 @@ type Config struct {
 	JWKSGrace time.Duration
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time
-	// Logger receives rejection reasons from the middleware; default slog.Default().
+	// Logger receives rejection reasons from the middleware and the key set's warnings (failed
+	// discovery or JWKS fetches); default slog.Default().
 	Logger *slog.Logger
 	// CacheSize bounds how many verified tokens are remembered (by SHA-256 of the token) so
 	// a token presented again skips the signature check; default 10000, negative disables.
