@@ -1,8 +1,20 @@
 // Package coldstart measures how fast a function binary becomes ready and how much memory it
-// holds idle, against a minimal net/http server as the baseline. Each run execs the binary
-// with PORT set to a free 127.0.0.1 port, polls the readiness path until it answers 200 (the
-// time from exec to that 200 is the cold start), waits for the process to idle, reads VmRSS
-// from /proc/<pid>/status, and stops it with SIGTERM.
+// holds idle, against baselines: a minimal net/http server (hello), and, for functions that
+// use the database, a minimal server that holds one pgx connection and has run one query
+// before it listens (hellopg), so the connection's cost is in that baseline too. Each run
+// execs the binary with PORT set to a free 127.0.0.1 port, polls the readiness path until it
+// answers 200 (the time from exec to that 200 is the cold start), reads the CPU time the
+// process has used so far, waits for the process to idle, reads VmRSS from
+// /proc/<pid>/status, and stops it with SIGTERM.
+//
+// CPU time to ready is the sum over the process's threads of the time spent on a CPU
+// (/proc/<pid>/task/*/schedstat) when readiness is seen. On a loaded machine the wall-clock
+// figure mostly measures waiting for a CPU; the CPU figure measures the work the binary does
+// and moves much less with the load, so it is the one to compare changes with when other jobs
+// share the machine. Runqueue wait (time runnable but not running) is reported beside it.
+//
+// Targets and baselines are run interleaved, in an order rotated every round, so that machine
+// noise and position effects (e.g. running just after another binary exited) affect all alike.
 //
 // The cmd/coldstart command prints a table and writes JSON; BenchmarkColdStart reports the same
 // figures through go test -bench.
@@ -19,7 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,8 +68,10 @@ func (o Options) withDefaults() Options {
 
 // Sample is one run.
 type Sample struct {
-	Ready  time.Duration `json:"ready_ns"`
-	RSSKiB int64         `json:"rss_kib"`
+	Ready    time.Duration `json:"ready_ns"`
+	CPU      time.Duration `json:"cpu_ns"`       // on-CPU time of all threads when ready was seen
+	RunqWait time.Duration `json:"runq_wait_ns"` // time runnable but waiting for a CPU, same moment
+	RSSKiB   int64         `json:"rss_kib"`
 }
 
 // Stats summarise the runs of one target.
@@ -68,18 +82,59 @@ type Stats struct {
 	Runs         int           `json:"runs"`
 	ReadyMedian  time.Duration `json:"ready_median_ns"`
 	ReadyP90     time.Duration `json:"ready_p90_ns"`
+	CPUMedian    time.Duration `json:"cpu_median_ns"`
+	CPUP90       time.Duration `json:"cpu_p90_ns"`
+	RunqMedian   time.Duration `json:"runq_wait_median_ns"`
 	RSSMedianKiB int64         `json:"rss_median_kib"`
 	RSSP90KiB    int64         `json:"rss_p90_kib"`
 	Samples      []Sample      `json:"samples"`
 }
 
-// Report is the result of Measure: the measured target, the baseline and their ratios.
+// Report is the result of Measure: the measured target, the baselines, other binaries measured
+// in the same runs, and the target's ratios to each baseline.
+//
+// Baseline and the three ratio fields are the first baseline (hello) and the target's ratios to
+// it, as before; Baselines and Others hold the rest, and Ratios the target against every
+// baseline, the first included.
 type Report struct {
 	Target     Stats   `json:"target"`
 	Baseline   Stats   `json:"baseline"`
 	ReadyRatio float64 `json:"ready_median_ratio"` // target / baseline
 	RSSRatio   float64 `json:"rss_median_ratio"`
 	SizeRatio  float64 `json:"binary_size_ratio"`
+
+	Baselines []Stats      `json:"baselines,omitempty"` // further baselines, e.g. hellopg
+	Others    []Stats      `json:"others,omitempty"`    // further binaries (e.g. a breakdown ladder)
+	Ratios    []Comparison `json:"ratios"`              // target against every baseline
+}
+
+// Comparison is the target's figures divided by one baseline's.
+type Comparison struct {
+	Baseline      string  `json:"baseline"`
+	ReadyRatio    float64 `json:"ready_median_ratio"`
+	ReadyP90Ratio float64 `json:"ready_p90_ratio"`
+	CPURatio      float64 `json:"cpu_median_ratio"`
+	RSSRatio      float64 `json:"rss_median_ratio"`
+	SizeRatio     float64 `json:"binary_size_ratio"`
+}
+
+func compare(t, b Stats) Comparison {
+	return Comparison{
+		Baseline:      b.Name,
+		ReadyRatio:    ratio(float64(t.ReadyMedian), float64(b.ReadyMedian)),
+		ReadyP90Ratio: ratio(float64(t.ReadyP90), float64(b.ReadyP90)),
+		CPURatio:      ratio(float64(t.CPUMedian), float64(b.CPUMedian)),
+		RSSRatio:      ratio(float64(t.RSSMedianKiB), float64(b.RSSMedianKiB)),
+		SizeRatio:     ratio(float64(t.BinaryBytes), float64(b.BinaryBytes)),
+	}
+}
+
+// Plan is what MeasureAll runs: the target, at least one baseline (the first is Report.Baseline)
+// and any other binaries to measure in the same interleaved runs.
+type Plan struct {
+	Target    Target
+	Baselines []Target
+	Others    []Target
 }
 
 // Build compiles pkg into dir with go build, run in workspaceDir (the go.work root), and
@@ -97,15 +152,25 @@ func Build(ctx context.Context, workspaceDir, pkg, dir string) (string, error) {
 // Measure builds target and baseline into a temporary directory and runs each o.Runs times,
 // alternating between them so that machine noise affects both alike.
 func Measure(ctx context.Context, workspaceDir string, target, baseline Target, o Options) (Report, error) {
+	return MeasureAll(ctx, workspaceDir, Plan{Target: target, Baselines: []Target{baseline}}, o)
+}
+
+// MeasureAll builds every binary of p into a temporary directory and runs each o.Runs times.
+// Every round runs each binary once, starting one further along the list each round.
+func MeasureAll(ctx context.Context, workspaceDir string, p Plan, o Options) (Report, error) {
 	o = o.withDefaults()
+	if len(p.Baselines) == 0 {
+		return Report{}, errors.New("coldstart: no baseline")
+	}
+	targets := append(append([]Target{p.Target}, p.Baselines...), p.Others...)
 	dir, err := os.MkdirTemp("", "coldstart-")
 	if err != nil {
 		return Report{}, err
 	}
 	defer os.RemoveAll(dir)
-	stats := make([]Stats, 2)
-	bins := make([]string, 2)
-	for i, t := range []Target{target, baseline} {
+	stats := make([]Stats, len(targets))
+	bins := make([]string, len(targets))
+	for i, t := range targets {
 		sub := filepath.Join(dir, strconv.Itoa(i))
 		if err := os.Mkdir(sub, 0o755); err != nil {
 			return Report{}, err
@@ -120,10 +185,11 @@ func Measure(ctx context.Context, workspaceDir string, target, baseline Target, 
 		stats[i] = Stats{Name: t.Name, Package: t.Package, BinaryBytes: fi.Size()}
 	}
 	for run := 0; run < o.Runs; run++ {
-		for i, t := range []Target{target, baseline} {
-			s, err := Run(ctx, bins[i], t, o)
+		for k := range targets {
+			i := (run + k) % len(targets)
+			s, err := Run(ctx, bins[i], targets[i], o)
 			if err != nil {
-				return Report{}, fmt.Errorf("coldstart: %s run %d: %w", t.Name, run+1, err)
+				return Report{}, fmt.Errorf("coldstart: %s run %d: %w", targets[i].Name, run+1, err)
 			}
 			stats[i].Samples = append(stats[i].Samples, s)
 		}
@@ -131,10 +197,18 @@ func Measure(ctx context.Context, workspaceDir string, target, baseline Target, 
 	for i := range stats {
 		summarise(&stats[i])
 	}
-	r := Report{Target: stats[0], Baseline: stats[1]}
-	r.ReadyRatio = ratio(float64(r.Target.ReadyMedian), float64(r.Baseline.ReadyMedian))
-	r.RSSRatio = ratio(float64(r.Target.RSSMedianKiB), float64(r.Baseline.RSSMedianKiB))
-	r.SizeRatio = ratio(float64(r.Target.BinaryBytes), float64(r.Baseline.BinaryBytes))
+	nb := len(p.Baselines)
+	r := Report{Target: stats[0], Baseline: stats[1], Baselines: stats[2 : 1+nb], Others: stats[1+nb:]}
+	for _, b := range stats[1 : 1+nb] {
+		r.Ratios = append(r.Ratios, compare(r.Target, b))
+	}
+	r.ReadyRatio, r.RSSRatio, r.SizeRatio = r.Ratios[0].ReadyRatio, r.Ratios[0].RSSRatio, r.Ratios[0].SizeRatio
+	if len(r.Baselines) == 0 {
+		r.Baselines = nil
+	}
+	if len(r.Others) == 0 {
+		r.Others = nil
+	}
 	return r, nil
 }
 
@@ -147,15 +221,25 @@ func ratio(a, b float64) float64 {
 
 func summarise(s *Stats) {
 	s.Runs = len(s.Samples)
+	if s.Runs == 0 {
+		return
+	}
 	ready := make([]time.Duration, len(s.Samples))
+	cpu := make([]time.Duration, len(s.Samples))
+	runq := make([]time.Duration, len(s.Samples))
 	rss := make([]int64, len(s.Samples))
 	for i, x := range s.Samples {
-		ready[i], rss[i] = x.Ready, x.RSSKiB
+		ready[i], cpu[i], runq[i], rss[i] = x.Ready, x.CPU, x.RunqWait, x.RSSKiB
 	}
-	sort.Slice(ready, func(i, j int) bool { return ready[i] < ready[j] })
-	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
-	s.ReadyMedian, s.ReadyP90 = ready[rank(len(ready), 50)], ready[rank(len(ready), 90)]
-	s.RSSMedianKiB, s.RSSP90KiB = rss[rank(len(rss), 50)], rss[rank(len(rss), 90)]
+	for _, v := range [][]time.Duration{ready, cpu, runq} {
+		slices.Sort(v)
+	}
+	slices.Sort(rss)
+	p50, p90 := rank(len(ready), 50), rank(len(ready), 90)
+	s.ReadyMedian, s.ReadyP90 = ready[p50], ready[p90]
+	s.CPUMedian, s.CPUP90 = cpu[p50], cpu[p90]
+	s.RunqMedian = runq[p50]
+	s.RSSMedianKiB, s.RSSP90KiB = rss[p50], rss[p90]
 }
 
 // rank is the nearest-rank percentile index.
@@ -167,8 +251,9 @@ func rank(n, p int) int {
 	return i
 }
 
-// Run execs bin once: it returns the time from exec to the first 200 on t.ReadyPath and the
-// resident set size after o.Idle, then stops the process with SIGTERM.
+// Run execs bin once: it returns the time from exec to the first 200 on t.ReadyPath, the CPU
+// time used until then and the resident set size after o.Idle, then stops the process with
+// SIGTERM.
 func Run(ctx context.Context, bin string, t Target, o Options) (Sample, error) {
 	o = o.withDefaults()
 	port, err := freePort()
@@ -209,6 +294,8 @@ func Run(ctx context.Context, bin string, t Target, o Options) (Sample, error) {
 	}
 
 	var ready time.Duration
+	var cpu, runq time.Duration
+	var cpuErr error
 	deadline := start.Add(o.Timeout)
 	for {
 		resp, err := client.Get(url)
@@ -216,6 +303,7 @@ func Run(ctx context.Context, bin string, t Target, o Options) (Sample, error) {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				ready = time.Since(start)
+				cpu, runq, cpuErr = schedTimes(cmd.Process.Pid)
 				break
 			}
 		}
@@ -244,7 +332,10 @@ func Run(ctx context.Context, bin string, t Target, o Options) (Sample, error) {
 	if rssErr != nil {
 		return Sample{}, rssErr
 	}
-	return Sample{Ready: ready, RSSKiB: rss}, nil
+	if cpuErr != nil {
+		return Sample{}, cpuErr
+	}
+	return Sample{Ready: ready, CPU: cpu, RunqWait: runq, RSSKiB: rss}, nil
 }
 
 func freePort() (int, error) {
@@ -272,6 +363,47 @@ func vmRSS(pid int) (int64, error) {
 	return 0, errors.New("coldstart: no VmRSS in /proc status")
 }
 
+// schedTimes sums, over the threads of pid, the time spent on a CPU and the time spent waiting
+// for one (the first two fields of /proc/<pid>/task/<tid>/schedstat, in nanoseconds). Threads
+// that have already exited are not counted; the Go runtime keeps its threads.
+func schedTimes(pid int) (cpu, runq time.Duration, err error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // the thread exited meanwhile
+			}
+			return 0, 0, err
+		}
+		on, wait, err := parseSchedstat(string(b))
+		if err != nil {
+			return 0, 0, fmt.Errorf("coldstart: %s/%s/schedstat: %w", dir, t.Name(), err)
+		}
+		cpu += on
+		runq += wait
+	}
+	return cpu, runq, nil
+}
+
+// parseSchedstat reads "<on-cpu ns> <runqueue wait ns> <timeslices>".
+func parseSchedstat(s string) (on, wait time.Duration, err error) {
+	f := strings.Fields(s)
+	if len(f) < 2 {
+		return 0, 0, fmt.Errorf("want at least 2 fields, got %q", s)
+	}
+	a, err1 := strconv.ParseInt(f[0], 10, 64)
+	b, err2 := strconv.ParseInt(f[1], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, err
+	}
+	return time.Duration(a), time.Duration(b), nil
+}
+
 // limitedBuffer keeps at most max bytes of a child's output (for error messages).
 type limitedBuffer struct {
 	b   *bytes.Buffer
@@ -289,15 +421,23 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Table renders r as a plain-text table.
+// Table renders r as a plain-text table: one row per binary (target, others, baselines), then
+// the target's ratios to each baseline.
 func (r Report) Table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-10s %5s %12s %12s %12s %12s %12s\n", "binary", "runs", "ready p50", "ready p90", "rss p50", "rss p90", "size")
-	for _, s := range []Stats{r.Target, r.Baseline} {
-		fmt.Fprintf(&b, "%-10s %5d %12s %12s %9d KiB %9d KiB %8.1f MiB\n", s.Name, s.Runs,
-			s.ReadyMedian.Round(10*time.Microsecond), s.ReadyP90.Round(10*time.Microsecond),
+	fmt.Fprintf(&b, "%-12s %5s %11s %11s %10s %10s %10s %10s %10s %9s\n", "binary", "runs",
+		"ready p50", "ready p90", "cpu p50", "cpu p90", "runq p50", "rss p50", "rss p90", "size")
+	rows := append(append([]Stats{r.Target}, r.Others...), r.Baseline)
+	rows = append(rows, r.Baselines...)
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+	for _, s := range rows {
+		fmt.Fprintf(&b, "%-12s %5d %11s %11s %10s %10s %10s %6d KiB %6d KiB %5.1f MiB\n", s.Name, s.Runs,
+			ms(s.ReadyMedian), ms(s.ReadyP90), ms(s.CPUMedian), ms(s.CPUP90), ms(s.RunqMedian),
 			s.RSSMedianKiB, s.RSSP90KiB, float64(s.BinaryBytes)/(1<<20))
 	}
-	fmt.Fprintf(&b, "ratio %s/%s: ready x%.2f, rss x%.2f, size x%.2f\n", r.Target.Name, r.Baseline.Name, r.ReadyRatio, r.RSSRatio, r.SizeRatio)
+	for _, c := range r.Ratios {
+		fmt.Fprintf(&b, "ratio %s/%s: ready p50 x%.2f, ready p90 x%.2f, cpu x%.2f, rss x%.2f, size x%.2f\n",
+			r.Target.Name, c.Baseline, c.ReadyRatio, c.ReadyP90Ratio, c.CPURatio, c.RSSRatio, c.SizeRatio)
+	}
 	return b.String()
 }

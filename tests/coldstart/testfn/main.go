@@ -1,12 +1,12 @@
-// Command testfn is the smallest function on the runtime (an HTTP route and an event handler,
-// no database), for testing the cold-start tool and measuring the runtime's own cost.
+// Command testfn is the smallest function on the runtime (one HTTP route, no database, no
+// event handler: a function with one needs a sender configuration, whose discovery would put
+// the identity server in the measurement), for testing the cold-start tool and measuring the
+// runtime's own cost.
 package main
 
 import (
 	"context"
 	"net/http"
-
-	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/runtime"
@@ -19,10 +19,6 @@ func main() {
 			httpx.WriteJSON(w, http.StatusOK, map[string]string{"hello": "world"})
 			return nil
 		}))
-		return runtime.Function{
-			Name:   "testfn",
-			HTTP:   mux,
-			Events: func(ctx context.Context, e cloudevents.Event) error { return nil },
-		}, nil
+		return runtime.Function{Name: "testfn", HTTP: mux}, nil
 	})
 }
