@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/myscrollr/connect/shared/httpx"
 )
@@ -32,12 +33,40 @@ func (s *Stack) startFrontDoor() error {
 		return fmt.Errorf("stack: front door on %s: %w (set FRONT_DOOR_ADDR to use another address)", s.cfg.Addr, err)
 	}
 	s.URL = "http://" + ln.Addr().String()
-	s.frontDoor = &http.Server{Handler: frontDoor(Routes, s.Functions)}
+	s.frontDoor = newFrontDoorServer(frontDoor(Routes, s.Functions), frontDoorLimits)
 	go s.frontDoor.Serve(ln)
 	s.log.Info("front door listening", "url", s.URL)
 	return nil
 }
 
+// serverLimits bound how long a slow client may hold a connection.
+type serverLimits struct {
+	ReadHeader time.Duration // to read the request header
+	Read       time.Duration // to read the whole request, header and body
+	Idle       time.Duration // between requests on a kept-alive connection
+}
+
+// frontDoorLimits are the front door's, the same as the functions' behind it
+// (shared/runtime/timeouts.go says why): a client that trickles its header or body is cut off,
+// and there is no write timeout, which would also cut off a function that legitimately takes
+// long to answer.
+var frontDoorLimits = serverLimits{ReadHeader: 10 * time.Second, Read: 15 * time.Second, Idle: 90 * time.Second}
+
+func newFrontDoorServer(h http.Handler, l serverLimits) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeader,
+		ReadTimeout:       l.Read,
+		IdleTimeout:       l.Idle,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// frontDoor routes requests to the functions. A query string it cannot parse (a bad
+// %-escape, a ';' separator, more parameters than net/url accepts) is refused with 400 naming
+// "query": httputil.ReverseProxy would otherwise forward such a query re-encoded from what it
+// could parse, which may be nothing at all, and the function would answer a different request
+// from the one the client sent.
 func frontDoor(routes []Route, functions map[string]string) http.Handler {
 	proxies := map[string]*httputil.ReverseProxy{}
 	for name, base := range functions {
@@ -56,6 +85,11 @@ func frontDoor(routes []Route, functions map[string]string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
 			w.WriteHeader(http.StatusOK)
+			return
+		}
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			httpx.WriteProblem(w, r, httpx.BadRequest("malformed query string",
+				httpx.FieldError{Field: "query", Reason: err.Error()}))
 			return
 		}
 		pathMatched := false
