@@ -192,7 +192,11 @@ func Start(ctx context.Context, addr string, cfg Config) (*Server, <-chan error,
 		ln.Close()
 		return nil, nil, err
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.Handler(),
+		// Slow clients are cut off as at the functions (shared/runtime/timeouts.go): header,
+		// whole request (header and body) and idle limits; no write timeout.
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 90 * time.Second,
+		MaxHeaderBytes: 64 << 10}
 	done := make(chan error, 1)
 	go func() {
 		err := srv.Serve(ln)

@@ -57,7 +57,9 @@ func Start(log *slog.Logger, now func() time.Time) (*Servers, error) {
 			return nil, fmt.Errorf("demo: listen for %s: %w", in.Name, err)
 		}
 		in.BaseURL = "http://" + ln.Addr().String()
-		srv := &http.Server{Handler: in.handler, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: in.handler,
+			// Slow clients are cut off as at the functions (shared/runtime/timeouts.go).
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 90 * time.Second}
 		s.servers = append(s.servers, srv)
 		s.Integrations = append(s.Integrations, in)
 		s.wg.Go(func() { _ = srv.Serve(ln) })
