@@ -7,6 +7,13 @@
 // Paging is by keyset: next_cursor is an opaque token holding the sort key and id of the last
 // item, so a page is an index range scan however deep the client pages, and items inserted
 // meanwhile do not shift pages. A cursor is only valid with the sort it was made for.
+//
+// Bad input is a 400 problem naming the parameter, never a 500: every query parameter, and the
+// {name} segment, must be UTF-8 text without NUL bytes (PostgreSQL's text type refuses both),
+// and a cursor is checked before any query (a known sort, a UUID id, a key that is a value of
+// that sort's type: a 64-bit integer, a decimal, an RFC 3339 time, or text), so a forged one
+// is refused with a reason instead of failing in PostgreSQL. FuzzCatalogHTTP holds the whole
+// handler to this over a real, seeded database.
 package main
 
 import (
