@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/myscrollr/connect/shared/inbox"
 )
 
 // Config is the relay's configuration, read from the environment by ConfigFromEnv. PORT, where
@@ -36,8 +38,11 @@ type Config struct {
 	BackoffMax time.Duration
 	// Retention (RELAY_RETENTION, default 24h; 0 keeps rows) is how long relayed outbox rows stay.
 	Retention time.Duration
+	// InboxRetention (RELAY_INBOX_RETENTION, default inbox.DefaultRetention, 168h; 0 keeps
+	// claims) is how long consumers' claims in processed_events are kept (shared/inbox).
+	InboxRetention time.Duration
 	// MaintainInterval (RELAY_MAINTAIN_INTERVAL, default 30s) is how often the retained WAL is
-	// measured and old outbox rows are deleted.
+	// measured, old outbox rows are deleted and old inbox claims are pruned.
 	MaintainInterval time.Duration
 	// DrainTimeout (RELAY_DRAIN_TIMEOUT, default 10s) bounds the wait for Kafka acknowledgements
 	// at shutdown, before the last confirmation.
@@ -54,6 +59,7 @@ func DefaultConfig() Config {
 		MaxInFlight:      10000,
 		BackoffMax:       10 * time.Second,
 		Retention:        24 * time.Hour,
+		InboxRetention:   inbox.DefaultRetention,
 		MaintainInterval: 30 * time.Second,
 		DrainTimeout:     10 * time.Second,
 	}
@@ -87,6 +93,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		{"RELAY_STALL_AFTER", &c.StallAfter},
 		{"RELAY_BACKOFF_MAX", &c.BackoffMax},
 		{"RELAY_RETENTION", &c.Retention},
+		{"RELAY_INBOX_RETENTION", &c.InboxRetention},
 		{"RELAY_MAINTAIN_INTERVAL", &c.MaintainInterval},
 		{"RELAY_DRAIN_TIMEOUT", &c.DrainTimeout},
 	}
@@ -163,6 +170,9 @@ func (c Config) validate() error {
 	}
 	if c.Retention < 0 {
 		errs = append(errs, fmt.Errorf("RELAY_RETENTION: must not be negative, got %s", c.Retention))
+	}
+	if c.InboxRetention < 0 {
+		errs = append(errs, fmt.Errorf("RELAY_INBOX_RETENTION: must not be negative, got %s", c.InboxRetention))
 	}
 	if c.MaxInFlight < 1 || c.MaxInFlight > 40000 {
 		errs = append(errs, fmt.Errorf("RELAY_MAX_IN_FLIGHT: %d is not between 1 and 40000", c.MaxInFlight))

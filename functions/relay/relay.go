@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/myscrollr/connect/shared/inbox"
 )
 
 const (
@@ -269,7 +271,9 @@ func (r *Relay) lag() float64 {
 	return max(0, r.now().Sub(st.oldestCommit).Seconds())
 }
 
-// maintain measures the retained WAL and deletes old outbox rows every MaintainInterval.
+// maintain measures the retained WAL, deletes old outbox rows and prunes inbox claims older
+// than InboxRetention (the relay is the one long-running function, so it runs the inbox's
+// retention for every consumer) every MaintainInterval.
 func (r *Relay) maintain(ctx context.Context) {
 	cfg, err := pgxpool.ParseConfig(r.cfg.DatabaseURL)
 	if err != nil {
@@ -296,6 +300,13 @@ func (r *Relay) maintain(ctx context.Context) {
 		}
 		if err := r.cleanup(ctx, pool); err != nil && ctx.Err() == nil {
 			r.log.Warn("outbox cleanup", slog.Any("error", err))
+		}
+		if r.cfg.InboxRetention > 0 {
+			if n, err := inbox.Prune(ctx, pool, r.now().Add(-r.cfg.InboxRetention)); err != nil && ctx.Err() == nil {
+				r.log.Warn("inbox prune", slog.Any("error", err))
+			} else if n > 0 {
+				r.log.Debug("inbox claims pruned", slog.Int64("rows", n))
+			}
 		}
 	}
 }

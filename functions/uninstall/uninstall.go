@@ -142,10 +142,9 @@ func (s *Service) userDeleted(ctx context.Context, e event.Event) error {
 	log = log.With(slog.String("user_id", d.UserID), slog.String("event_id", e.ID()))
 
 	// A redelivery of a committed event does nothing, not even call Logto.
-	var done bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM processed_events WHERE consumer = $1 AND source = $2 AND id = $3)`,
-		consumer, e.Source(), e.ID()).Scan(&done); err != nil {
-		return fmt.Errorf("uninstall: check processed: %w", err)
+	done, err := inbox.Seen(ctx, s.pool, consumer, e.Source(), e.ID())
+	if err != nil {
+		return fmt.Errorf("uninstall: %w", err)
 	}
 	if done {
 		log.Debug("user.deleted already handled")
