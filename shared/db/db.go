@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -26,17 +27,9 @@ import (
 
 // Open connects a pool to url and checks that the server answers.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	if url == "" {
-		return nil, errors.New("db: DATABASE_URL is empty")
-	}
-	cfg, err := pgxpool.ParseConfig(url)
+	pool, cfg, err := newPool(ctx, url)
 	if err != nil {
-		// pgx's message may echo the URL, password included; say only what is wrong.
-		return nil, errors.New("db: DATABASE_URL is not a valid PostgreSQL connection string")
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("db: open pool: %w", err)
+		return nil, err
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
@@ -45,19 +38,47 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// OpenMigrated opens a pool like Open and makes sure the schema is current: one query compares
-// the newest applied migration with the newest embedded one, and only when the database is
-// behind are the migrations applied (under the advisory lock). Functions that use the database
-// call this at start-up; the check costs one round trip, so cold starts stay fast.
+// newPool makes the pool without connecting: pgxpool dials on the first acquire.
+func newPool(ctx context.Context, url string) (*pgxpool.Pool, *pgxpool.Config, error) {
+	if url == "" {
+		return nil, nil, errors.New("db: DATABASE_URL is empty")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message may echo the URL, password included; say only what is wrong.
+		return nil, nil, errors.New("db: DATABASE_URL is not a valid PostgreSQL connection string")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("db: open pool: %w", err)
+	}
+	return pool, cfg, nil
+}
+
+// OpenMigrated opens a pool like Open and makes sure the schema is current: one query reads the
+// newest applied migration, to compare with the newest embedded one, and only when the
+// database is behind are the migrations applied (under the advisory lock). Functions that use
+// the database call this at start-up, before they say they are ready.
+//
+// The check is the whole cost of a start on a current schema, so it is kept to one round trip
+// after the connection: the version query is the first use of the pool (it dials the
+// connection, and its answer proves the server answers, so there is no separate ping), and it
+// is sent with the simple protocol (one message, where pgx's default prepares first, a second
+// round trip). That connection stays in the pool for the function's first requests.
 func OpenMigrated(ctx context.Context, url string, log *slog.Logger) (*pgxpool.Pool, error) {
-	pool, err := Open(ctx, url)
+	pool, cfg, err := newPool(ctx, url)
 	if err != nil {
 		return nil, err
 	}
 	current, err := schemaCurrent(ctx, pool)
 	if err != nil {
 		pool.Close()
-		return nil, err
+		var connErr *pgconn.ConnectError
+		var pgErr *pgconn.PgError
+		if errors.As(err, &connErr) || !errors.As(err, &pgErr) { // no answer to the query itself
+			return nil, fmt.Errorf("db: connect %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+		}
+		return nil, fmt.Errorf("db: read schema version: %w", err)
 	}
 	if !current {
 		if _, err := MigrateWithLog(ctx, url, log); err != nil {
@@ -89,19 +110,24 @@ func LatestVersion() (int64, error) {
 	return latest, nil
 }
 
+// schemaVersionSQL reads the newest applied migration; NULL when none is.
+const schemaVersionSQL = `SELECT max(version_id) FROM goose_db_version WHERE is_applied`
+
+// schemaCurrent reports whether the newest embedded migration is applied. A database without
+// goose's table has never been migrated: not current, no error.
 func schemaCurrent(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	latest, err := LatestVersion()
 	if err != nil {
 		return false, err
 	}
 	var applied *int64
-	err = pool.QueryRow(ctx, `SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&applied)
+	err = pool.QueryRow(ctx, schemaVersionSQL, pgx.QueryExecModeSimpleProtocol).Scan(&applied)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: never migrated
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("db: read schema version: %w", err)
+		return false, err
 	}
 	return applied != nil && *applied >= latest, nil
 }

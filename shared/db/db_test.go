@@ -189,16 +189,114 @@ func TestOpenMigrated(t *testing.T) {
 	pool.Close()
 	// A second start finds the schema current and applies nothing: the version rows stay.
 	var rowsBefore, rowsAfter int
-	conn, _ := pgx.Connect(ctx, u)
-	conn.QueryRow(ctx, "SELECT count(*) FROM goose_db_version").Scan(&rowsBefore)
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM goose_db_version").Scan(&rowsBefore); err != nil {
+		t.Fatal(err)
+	}
 	pool, err = db.OpenMigrated(ctx, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool.Close()
-	conn.QueryRow(ctx, "SELECT count(*) FROM goose_db_version").Scan(&rowsAfter)
-	conn.Close(ctx)
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM goose_db_version").Scan(&rowsAfter); err != nil {
+		t.Fatal(err)
+	}
 	if rowsBefore != rowsAfter {
 		t.Fatalf("goose_db_version rows %d -> %d on a current schema", rowsBefore, rowsAfter)
+	}
+}
+
+// On a current schema, OpenMigrated's start costs one connection and one round trip on it: the
+// version query dials the pool's first connection (no separate ping) and is not prepared (no
+// prepare round trip). That connection is kept for the function's requests.
+func TestOpenMigratedCurrentIsOneConnectionOneRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	u := emptyDatabase(t)
+	if err := db.Migrate(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := db.OpenMigrated(ctx, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if st := pool.Stat(); st.TotalConns() != 1 || st.NewConnsCount() != 1 {
+		t.Fatalf("pool after start: %d connections, %d dialled; want the one the check dialled", st.TotalConns(), st.NewConnsCount())
+	}
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	var prepared int
+	// Simple protocol, so that this query does not prepare itself and count itself.
+	err = c.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements`, pgx.QueryExecModeSimpleProtocol).Scan(&prepared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prepared != 0 {
+		t.Fatalf("%d statements prepared on the start connection; the version check should be one simple query", prepared)
+	}
+	if st := pool.Stat(); st.NewConnsCount() != 1 {
+		t.Fatalf("%d connections dialled, want 1", st.NewConnsCount())
+	}
+}
+
+// An unreachable server fails OpenMigrated with a connect error naming host and port, and
+// without the password.
+func TestOpenMigratedUnreachable(t *testing.T) {
+	_, err := db.OpenMigrated(context.Background(), "postgres://user:s3cret@127.0.0.1:1/x?connect_timeout=1", nil)
+	if err == nil {
+		t.Fatal("OpenMigrated on a closed port succeeded")
+	}
+	if !strings.Contains(err.Error(), "db: connect 127.0.0.1:1") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("want a connect error naming 127.0.0.1:1 without the password, got %v", err)
+	}
+	for _, bad := range []string{"", "::not a url s3cret"} {
+		if _, err := db.OpenMigrated(context.Background(), bad, nil); err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Fatalf("url %q: err=%v", bad, err)
+		}
+	}
+}
+
+// A server that answers but refuses the version query (here: the role may not read goose's
+// table) is reported as such, not as unreachable.
+func TestOpenMigratedQueryRefused(t *testing.T) {
+	ctx := context.Background()
+	u := emptyDatabase(t)
+	if err := db.Migrate(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	role := "reader_" + strings.ToLower(t.Name())
+	// A new role has no privilege on goose's table: only its owner may read it.
+	for _, stmt := range []string{"DROP ROLE IF EXISTS " + role, "CREATE ROLE " + role + " LOGIN"} {
+		if _, err := admin.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		a, err := pgx.Connect(context.Background(), pgtest.AdminURL())
+		if err == nil {
+			_, _ = a.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+			_ = a.Close(context.Background())
+		}
+	})
+	ru, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ru.User = url.User(role)
+	_, err = db.OpenMigrated(ctx, ru.String(), nil)
+	if err == nil || !strings.Contains(err.Error(), "db: read schema version") || !strings.Contains(err.Error(), "42501") {
+		t.Fatalf("want a read schema version error (insufficient_privilege), got %v", err)
 	}
 }
