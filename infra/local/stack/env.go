@@ -36,7 +36,7 @@ func (s *Stack) localValues() map[string]string {
 // plus passThrough. A declared key this stack has no value for stays unset (the function's
 // default applies) and is logged.
 func (s *Stack) functionEnv(name string) ([]string, error) {
-	svc, ok := s.manifests.Service(name)
+	svc, ok := s.services.Service(name)
 	if !ok {
 		return nil, fmt.Errorf("stack: functions/%s has no Knative Service in infra/knative: declare it (with the settings it reads) in 20-services.yaml", name)
 	}

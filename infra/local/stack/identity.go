@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"strings"
 
 	"github.com/myscrollr/connect/shared/idp"
@@ -23,7 +24,9 @@ func (s *Stack) startIdentity(ctx context.Context) error {
 	s.eventingSecret = randomHex(16)
 	eventing := idp.Client{ID: EventingClientID, Secret: s.eventingSecret, Name: "Knative Eventing (local dispatcher)",
 		Type: "MachineToMachine", Scopes: []string{}}
-	senders := senderResources(audiences(s.manifests))
+	auds := append(audiences(s.services), audiences(s.manifests)...)
+	slices.Sort(auds)
+	senders := senderResources(slices.Compact(auds))
 	if s.cfg.LogtoEndpoint != "" {
 		s.LogtoEndpoint = strings.TrimSuffix(s.cfg.LogtoEndpoint, "/")
 		s.m2mID, s.m2mSecret = s.cfg.M2MAppID, s.cfg.M2MAppSecret

@@ -62,7 +62,7 @@ type process struct {
 	started  time.Time
 	restarts int
 	stopping bool
-	stopCh   chan struct{} // closed by stop: no more restarts
+	stopCh   chan struct{}  // closed by stop: no more restarts
 	watchers sync.WaitGroup // the goroutines waiting on a command (and restarting it)
 }
 

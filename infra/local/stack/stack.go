@@ -152,7 +152,8 @@ type Stack struct {
 	m2mSecret string
 
 	stopIdentity func()
-	manifests    *knative.Manifests
+	manifests    *knative.Manifests // what the dispatcher follows
+	services     *knative.Manifests // infra/knative: the functions' Services
 	// senderIssuer issues sender tokens (the dev identity server; its own instance when
 	// LOGTO_ENDPOINT points at a Logto); tokens hands them to the dispatcher.
 	senderIssuer   string
@@ -193,15 +194,19 @@ func (s *Stack) start(ctx context.Context) error {
 		s.workDir, s.ownWork = d, true
 	}
 
-	dir := s.cfg.ManifestsDir
-	if dir == "" {
-		dir = filepath.Join(s.cfg.Root, "infra", "knative")
-	}
-	m, err := knative.Load(dir)
+	// The functions' Services (and so their settings) always come from infra/knative; the
+	// dispatcher follows ManifestsDir when a test gives its own eventing manifests.
+	deployed := filepath.Join(s.cfg.Root, "infra", "knative")
+	services, err := knative.Load(deployed)
 	if err != nil {
 		return err
 	}
-	s.manifests = m
+	s.services, s.manifests = services, services
+	if s.cfg.ManifestsDir != "" && filepath.Clean(s.cfg.ManifestsDir) != deployed {
+		if s.manifests, err = knative.Load(s.cfg.ManifestsDir); err != nil {
+			return err
+		}
+	}
 
 	// Build while the servers start: compiling dominates start-up.
 	names, err := s.functionNames()
