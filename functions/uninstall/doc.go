@@ -17,8 +17,14 @@
 // redelivered, and revoking grants that are already gone is a no-op. Logto unreachable or
 // failing returns an ordinary error, so the event is answered 500 and retried; nothing is
 // deleted. A redelivered event that was already committed is skipped before Logto is called.
-// Malformed data (no user_id) and any other event type are events.Permanent errors (400, dead
-// letter).
+// Events that can never be processed are events.Permanent errors (400, dead letter): an id or
+// source that is empty, too long for the processed_events key, or holds NUL or invalid UTF-8;
+// data that is not UTF-8 or does not match its JSON Schema; a user_id with NUL or over 128 bytes;
+// and any other event type.
+//
+// Only Knative Eventing may send events here: POST /events needs a sender token for this
+// function's audience (EVENTS_OIDC_AUDIENCE, see shared/runtime), so a forged user.deleted
+// sent straight to the function is a 401 and deletes nothing.
 //
 // Later work, not implemented here: uninstall on the user's own request over HTTP, and
 // com.myscrollr.connect.subscription.ended (which the Knative trigger already routes here; until
