@@ -41,6 +41,29 @@ var ignoredKinds = map[string]bool{
 // dns1123Label is the shape of a Kubernetes object name that is also a DNS label.
 var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
+// eachManifest calls f with the name and contents of every *.yaml and *.yml file of dir (not
+// recursive, in name order), each read bounded; it stops at the first error.
+func eachManifest(dir string, f func(name string, data []byte) error) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("knative manifests: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+			continue
+		}
+		data, err := readBounded(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		if err := f(name, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Load reads every *.yaml and *.yml file of each dir (not recursive, in name order, the dirs
 // in the order given), then checks the references between all the objects read, so a
 // manifest of one directory may refer to an object of another. With more than one dir, each
@@ -51,26 +74,15 @@ func Load(dirs ...string) (*Manifests, error) {
 	}
 	m := &Manifests{}
 	for _, dir := range dirs {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return nil, fmt.Errorf("knative manifests: %w", err)
-		}
-		for _, e := range entries {
-			name := e.Name()
-			if e.IsDir() || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
-				continue
-			}
-			data, err := readBounded(filepath.Join(dir, name))
-			if err != nil {
-				return nil, err
-			}
+		err := eachManifest(dir, func(name string, data []byte) error {
 			file := name
 			if len(dirs) > 1 {
 				file = filepath.Base(filepath.Clean(dir)) + "/" + name
 			}
-			if err := m.parseFile(file, data); err != nil {
-				return nil, err
-			}
+			return m.parseFile(file, data)
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if err := m.check(); err != nil {

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -76,20 +74,9 @@ func (m *Manifests) CheckSenders() error {
 // CheckClusterLocal checks that every Knative Service of the YAML files in dir is labelled
 // cluster-local: only the gateway is public.
 func CheckClusterLocal(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for _, e := range entries {
-		if e.IsDir() || !(strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
-			continue
-		}
-		data, err := readBounded(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return err
-		}
-		docs, err := SplitDocuments(e.Name(), data)
+	err := eachManifest(dir, func(name string, data []byte) error {
+		docs, err := SplitDocuments(name, data)
 		if err != nil {
 			return err
 		}
@@ -111,6 +98,10 @@ func CheckClusterLocal(dir string) error {
 					d.File, h.Metadata.Name, LabelVisibility))
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	return errors.Join(errs...)
 }

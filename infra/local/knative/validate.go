@@ -118,24 +118,14 @@ func Validate(dir, crdDir string) error {
 	if err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("knative manifests: %w", err)
-	}
 	var errs []error
-	for _, e := range entries {
-		if e.IsDir() || !(strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
-			continue
-		}
-		data, err := readBounded(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return err
-		}
-		if err := s.ValidateFile(e.Name(), data); err != nil {
+	err = eachManifest(dir, func(name string, data []byte) error {
+		if err := s.ValidateFile(name, data); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	return errors.Join(errs...)
+		return nil
+	})
+	return errors.Join(append(errs, err)...)
 }
 
 // ValidateFile validates the documents of one multi-document YAML file.

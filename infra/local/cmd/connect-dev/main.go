@@ -56,8 +56,8 @@ Development secrets (set them in the environment to choose your own; also in %s)
 %s
 Ctrl-C stops everything and removes the temporary files.
 `, s.URL, s.DatabaseURL, strings.Join(s.Brokers, ","), s.StripeAPIBase,
-		s.LogtoEndpoint, s.LogtoEndpoint, s.APIResource, s.URL, s.URL, s.LogtoEndpoint, functionList(s.Functions),
-		s.SecretsFile(), secretList(s.Secrets()))
+		s.LogtoEndpoint, s.LogtoEndpoint, s.APIResource, s.URL, s.URL, s.LogtoEndpoint, listing(s.Functions, "  %-14s %s\n"),
+		s.SecretsFile(), listing(s.Secrets(), "  %s=%s\n"))
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping...")
 	if err := s.Stop(); err != nil {
@@ -66,28 +66,16 @@ Ctrl-C stops everything and removes the temporary files.
 	}
 }
 
-func functionList(fns map[string]string) string {
-	names := make([]string, 0, len(fns))
-	for n := range fns {
+// listing prints the entries of m in name order, each through format (name, value).
+func listing(m map[string]string, format string) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	var b strings.Builder
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-14s %s\n", n, fns[n])
-	}
-	return b.String()
-}
-
-func secretList(sec map[string]string) string {
-	names := make([]string, 0, len(sec))
-	for n := range sec {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, n := range names {
-		fmt.Fprintf(&b, "  %s=%s\n", n, sec[n])
+		fmt.Fprintf(&b, format, n, m[n])
 	}
 	return b.String()
 }
