@@ -51,6 +51,9 @@ type Options struct {
 	Runs    int           // execs per target; default 10
 	Idle    time.Duration // wait after ready before reading RSS; default 1s
 	Timeout time.Duration // longest wait for readiness; default 15s
+	// BuildFlags are extra go build flags for every binary, e.g. the production build's
+	// -trimpath -ldflags=-s -w, or -tags lambda.norpc.
+	BuildFlags []string
 }
 
 func (o Options) withDefaults() Options {
@@ -137,11 +140,12 @@ type Plan struct {
 	Others    []Target
 }
 
-// Build compiles pkg into dir with go build, run in workspaceDir (the go.work root), and
-// returns the binary's path.
-func Build(ctx context.Context, workspaceDir, pkg, dir string) (string, error) {
+// Build compiles pkg into dir with go build and any extra flags, run in workspaceDir (the
+// go.work root), and returns the binary's path.
+func Build(ctx context.Context, workspaceDir, pkg, dir string, flags ...string) (string, error) {
 	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	args := append(append([]string{"build", "-o", out}, flags...), pkg)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = workspaceDir
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("coldstart: go build %s: %w\n%s", pkg, err, b)
@@ -175,7 +179,7 @@ func MeasureAll(ctx context.Context, workspaceDir string, p Plan, o Options) (Re
 		if err := os.Mkdir(sub, 0o755); err != nil {
 			return Report{}, err
 		}
-		if bins[i], err = Build(ctx, workspaceDir, t.Package, sub); err != nil {
+		if bins[i], err = Build(ctx, workspaceDir, t.Package, sub, o.BuildFlags...); err != nil {
 			return Report{}, err
 		}
 		fi, err := os.Stat(bins[i])

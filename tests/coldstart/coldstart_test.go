@@ -9,13 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myscrollr/connect/shared/pgtest"
 	"github.com/myscrollr/connect/tests/coldstart"
 )
 
 const (
-	testfnPkg = "github.com/myscrollr/connect/tests/coldstart/testfn"
-	helloPkg  = "github.com/myscrollr/connect/tests/coldstart/hello"
+	testfnPkg  = "github.com/myscrollr/connect/tests/coldstart/testfn"
+	helloPkg   = "github.com/myscrollr/connect/tests/coldstart/hello"
+	hellopgPkg = "github.com/myscrollr/connect/tests/coldstart/hellopg"
+	dbcheckPkg = "github.com/myscrollr/connect/tests/coldstart/ladder/dbcheck"
 )
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func workspace(tb testing.TB) string {
 	tb.Helper()
@@ -40,14 +45,89 @@ func TestMeasure(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []coldstart.Stats{rep.Target, rep.Baseline} {
-		if s.Runs != 2 || s.ReadyMedian <= 0 || s.RSSMedianKiB <= 0 || s.BinaryBytes <= 0 || s.ReadyP90 < s.ReadyMedian {
-			t.Fatalf("implausible stats %+v", s)
-		}
+		checkStats(t, s, 2)
 	}
 	if rep.ReadyRatio <= 0 || rep.RSSRatio <= 0 || !strings.Contains(rep.Table(), "testfn") {
 		t.Fatalf("report %+v", rep)
 	}
+	if len(rep.Ratios) != 1 || rep.Ratios[0].Baseline != "hello" || rep.Ratios[0].ReadyRatio != rep.ReadyRatio {
+		t.Fatalf("ratios %+v, want one against hello equal to ReadyRatio %v", rep.Ratios, rep.ReadyRatio)
+	}
 	t.Log("\n" + rep.Table())
+}
+
+// TestMeasureAllDatabase measures a database binary against both baselines, hellopg with a
+// real database, and another binary alongside; every row and ratio is in the report.
+func TestMeasureAllDatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and execs binaries")
+	}
+	ws := workspace(t)
+	env := []string{"DATABASE_URL=" + pgtest.URL(t)}
+	rep, err := coldstart.MeasureAll(context.Background(), ws, coldstart.Plan{
+		Target: coldstart.Target{Name: "dbcheck", Package: dbcheckPkg, ReadyPath: "/readyz", Env: env},
+		Baselines: []coldstart.Target{
+			{Name: "hello", Package: helloPkg, ReadyPath: "/"},
+			{Name: "hellopg", Package: hellopgPkg, ReadyPath: "/", Env: env},
+		},
+		Others: []coldstart.Target{{Name: "testfn", Package: testfnPkg, ReadyPath: "/readyz"}},
+	}, coldstart.Options{Runs: 2, Idle: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Target.Name != "dbcheck" || rep.Baseline.Name != "hello" || len(rep.Baselines) != 1 || rep.Baselines[0].Name != "hellopg" ||
+		len(rep.Others) != 1 || rep.Others[0].Name != "testfn" {
+		t.Fatalf("report rows: target %s, baseline %s, baselines %+v, others %+v", rep.Target.Name, rep.Baseline.Name, rep.Baselines, rep.Others)
+	}
+	for _, s := range []coldstart.Stats{rep.Target, rep.Baseline, rep.Baselines[0], rep.Others[0]} {
+		checkStats(t, s, 2)
+	}
+	if len(rep.Ratios) != 2 || rep.Ratios[1].Baseline != "hellopg" {
+		t.Fatalf("ratios %+v, want hello and hellopg", rep.Ratios)
+	}
+	want := float64(rep.Target.ReadyMedian) / float64(rep.Baselines[0].ReadyMedian)
+	if got := rep.Ratios[1].ReadyRatio; got != want {
+		t.Fatalf("ready ratio against hellopg %v, want %v", got, want)
+	}
+	table := rep.Table()
+	for _, w := range []string{"dbcheck", "hellopg", "testfn", "ratio dbcheck/hellopg", "cpu p50"} {
+		if !strings.Contains(table, w) {
+			t.Fatalf("table lacks %q:\n%s", w, table)
+		}
+	}
+	t.Log("\n" + table)
+}
+
+// hellopg refuses to become ready without a database: its readiness includes the connection.
+func TestHellopgNeedsTheDatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and execs binaries")
+	}
+	ws := workspace(t)
+	bin, err := coldstart.Build(context.Background(), ws, hellopgPkg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = coldstart.Run(context.Background(), bin, coldstart.Target{Name: "hellopg", ReadyPath: "/",
+		Env: []string{"DATABASE_URL=postgres://nobody@127.0.0.1:1/x?connect_timeout=1"}}, coldstart.Options{})
+	if err == nil || !strings.Contains(err.Error(), "exited before ready") || !strings.Contains(err.Error(), "hellopg:") {
+		t.Fatalf("want an early exit with hellopg's error, got %v", err)
+	}
+}
+
+func checkStats(t *testing.T, s coldstart.Stats, runs int) {
+	t.Helper()
+	if s.Runs != runs || len(s.Samples) != runs || s.ReadyMedian <= 0 || s.RSSMedianKiB <= 0 || s.BinaryBytes <= 0 ||
+		s.ReadyP90 < s.ReadyMedian || s.CPUMedian <= 0 || s.CPUP90 < s.CPUMedian {
+		t.Fatalf("implausible stats %+v", s)
+	}
+	for _, x := range s.Samples {
+		// CPU time is of the process alone; it cannot exceed the wall time by more than the
+		// second core allows.
+		if x.CPU <= 0 || x.CPU > 2*x.Ready+10*time.Millisecond {
+			t.Fatalf("%s: implausible CPU %v for ready %v", s.Name, x.CPU, x.Ready)
+		}
+	}
 }
 
 func TestRunReportsEarlyExit(t *testing.T) {

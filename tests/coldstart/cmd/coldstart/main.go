@@ -75,6 +75,7 @@ func run() error {
 	pg := flag.Bool("pg", false, "start a throwaway PostgreSQL, migrate it and pass DATABASE_URL")
 	flag.Var(&env, "env", "extra KEY=VALUE for the function (repeatable)")
 	flag.Var(&also, "also", "further Go package to measure in the same runs, PKG or PKG=NAME (repeatable; polled at /readyz)")
+	buildFlags := flag.String("buildflags", "", "extra go build flags for every binary, space-separated (e.g. \"-trimpath -ldflags=-s -tags=lambda.norpc\")")
 	readyPath := flag.String("ready", "/readyz", "readiness path of the function and of -also binaries")
 	flag.Parse()
 	if *runs < 1 {
@@ -115,7 +116,7 @@ func run() error {
 		t.ReadyPath, t.Env = *readyPath, env
 		plan.Others = append(plan.Others, t)
 	}
-	rep, err := coldstart.MeasureAll(ctx, ws, plan, coldstart.Options{Runs: *runs, Idle: *idle})
+	rep, err := coldstart.MeasureAll(ctx, ws, plan, coldstart.Options{Runs: *runs, Idle: *idle, BuildFlags: strings.Fields(*buildFlags)})
 	if err != nil {
 		return err
 	}
