@@ -116,19 +116,23 @@ type Comparison struct {
 	Baseline      string  `json:"baseline"`
 	ReadyRatio    float64 `json:"ready_median_ratio"`
 	ReadyP90Ratio float64 `json:"ready_p90_ratio"`
-	CPURatio      float64 `json:"cpu_median_ratio"`
-	RSSRatio      float64 `json:"rss_median_ratio"`
-	SizeRatio     float64 `json:"binary_size_ratio"`
+	// ReadyPairedRatio is the median over rounds of target/baseline within the round: the two
+	// ran seconds apart, so a change of machine load between rounds cancels out.
+	ReadyPairedRatio float64 `json:"ready_paired_median_ratio"`
+	CPURatio         float64 `json:"cpu_median_ratio"`
+	RSSRatio         float64 `json:"rss_median_ratio"`
+	SizeRatio        float64 `json:"binary_size_ratio"`
 }
 
 func compare(t, b Stats) Comparison {
 	return Comparison{
-		Baseline:      b.Name,
-		ReadyRatio:    ratio(float64(t.ReadyMedian), float64(b.ReadyMedian)),
-		ReadyP90Ratio: ratio(float64(t.ReadyP90), float64(b.ReadyP90)),
-		CPURatio:      ratio(float64(t.CPUMedian), float64(b.CPUMedian)),
-		RSSRatio:      ratio(float64(t.RSSMedianKiB), float64(b.RSSMedianKiB)),
-		SizeRatio:     ratio(float64(t.BinaryBytes), float64(b.BinaryBytes)),
+		Baseline:         b.Name,
+		ReadyRatio:       ratio(float64(t.ReadyMedian), float64(b.ReadyMedian)),
+		ReadyP90Ratio:    ratio(float64(t.ReadyP90), float64(b.ReadyP90)),
+		ReadyPairedRatio: pairedRatio(t.Samples, b.Samples),
+		CPURatio:         ratio(float64(t.CPUMedian), float64(b.CPUMedian)),
+		RSSRatio:         ratio(float64(t.RSSMedianKiB), float64(b.RSSMedianKiB)),
+		SizeRatio:        ratio(float64(t.BinaryBytes), float64(b.BinaryBytes)),
 	}
 }
 
@@ -214,6 +218,20 @@ func MeasureAll(ctx context.Context, workspaceDir string, p Plan, o Options) (Re
 		r.Others = nil
 	}
 	return r, nil
+}
+
+// pairedRatio is the median of a[i].Ready/b[i].Ready over the rounds both have.
+func pairedRatio(a, b []Sample) float64 {
+	n := min(len(a), len(b))
+	if n == 0 {
+		return 0
+	}
+	r := make([]float64, 0, n)
+	for i := range n {
+		r = append(r, ratio(float64(a[i].Ready), float64(b[i].Ready)))
+	}
+	slices.Sort(r)
+	return r[rank(n, 50)]
 }
 
 func ratio(a, b float64) float64 {
@@ -440,8 +458,8 @@ func (r Report) Table() string {
 			s.RSSMedianKiB, s.RSSP90KiB, float64(s.BinaryBytes)/(1<<20))
 	}
 	for _, c := range r.Ratios {
-		fmt.Fprintf(&b, "ratio %s/%s: ready p50 x%.2f, ready p90 x%.2f, cpu x%.2f, rss x%.2f, size x%.2f\n",
-			r.Target.Name, c.Baseline, c.ReadyRatio, c.ReadyP90Ratio, c.CPURatio, c.RSSRatio, c.SizeRatio)
+		fmt.Fprintf(&b, "ratio %s/%s: ready p50 x%.2f, ready p90 x%.2f, ready paired p50 x%.2f, cpu x%.2f, rss x%.2f, size x%.2f\n",
+			r.Target.Name, c.Baseline, c.ReadyRatio, c.ReadyP90Ratio, c.ReadyPairedRatio, c.CPURatio, c.RSSRatio, c.SizeRatio)
 	}
 	return b.String()
 }

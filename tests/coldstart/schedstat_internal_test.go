@@ -56,3 +56,19 @@ func TestSummariseNearestRank(t *testing.T) {
 		t.Fatalf("summary %+v", s)
 	}
 }
+
+// The paired ratio divides within rounds: a load change between rounds (here every round
+// slower than the last, target always twice the baseline) does not move it.
+func TestPairedRatio(t *testing.T) {
+	var a, b []Sample
+	for i := 1; i <= 9; i++ {
+		b = append(b, Sample{Ready: time.Duration(i*i) * time.Millisecond})
+		a = append(a, Sample{Ready: 2 * time.Duration(i*i) * time.Millisecond})
+	}
+	if got := pairedRatio(a, b); got != 2 {
+		t.Fatalf("paired ratio %v, want 2", got)
+	}
+	if got := pairedRatio(nil, b); got != 0 {
+		t.Fatalf("no samples: %v, want 0", got)
+	}
+}
