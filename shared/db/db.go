@@ -1,8 +1,20 @@
 // Package db opens the PostgreSQL pool of a function and applies the marketplace schema.
 //
 // Migrations are the numbered SQL files embedded in the schemas module, applied by goose under a
-// PostgreSQL session advisory lock, so many function instances starting at once apply them
-// exactly once. Applying is idempotent: a database that is up to date is left alone.
+// PostgreSQL session advisory lock, so many instances starting at once apply them exactly
+// once. Applying is idempotent: a database that is up to date is left alone.
+//
+// # Who migrates
+//
+// Each function connects with a role of its own that holds only the privileges its SQL needs
+// (roles.go, migration 00004, docs/decisions/0004-database-roles.md); such a role cannot run
+// DDL. In a deployment the migrations are applied before the functions roll out, by a Job
+// running command migrate (shared/db/cmd/migrate) with the migration-owner role, the owner of
+// goose's table and of every table. A function only checks the version at start
+// (OpenMigrated): current, it starts; behind, it applies the migrations itself only when its
+// role may (it is, or is a member of, the owner of goose's table: the single-URL local setups,
+// the tests), and otherwise refuses to start with ErrSchemaBehind, naming both versions and
+// the role, so the old revision keeps serving until the Job has run.
 package db
 
 import (
@@ -57,8 +69,9 @@ func newPool(ctx context.Context, url string) (*pgxpool.Pool, *pgxpool.Config, e
 
 // OpenMigrated opens a pool like Open and makes sure the schema is current: one query reads the
 // newest applied migration, to compare with the newest embedded one, and only when the
-// database is behind are the migrations applied (under the advisory lock). Functions that use
-// the database call this at start-up, before they say they are ready.
+// database is behind are the migrations applied (under the advisory lock), and only when the
+// role may: a least-privilege function role gets ErrSchemaBehind instead (see the package
+// doc). Functions that use the database call this at start-up, before they say they are ready.
 //
 // The check is the whole cost of a start on a current schema, so it is kept to one round trip
 // after the connection: the version query is the first use of the pool (it dials the
@@ -70,7 +83,7 @@ func OpenMigrated(ctx context.Context, url string, log *slog.Logger) (*pgxpool.P
 	if err != nil {
 		return nil, err
 	}
-	current, err := schemaCurrent(ctx, pool)
+	applied, latest, err := schemaVersion(ctx, pool)
 	if err != nil {
 		pool.Close()
 		var connErr *pgconn.ConnectError
@@ -80,13 +93,49 @@ func OpenMigrated(ctx context.Context, url string, log *slog.Logger) (*pgxpool.P
 		}
 		return nil, fmt.Errorf("db: read schema version: %w", err)
 	}
-	if !current {
+	if applied < latest {
+		if err := mayMigrate(ctx, pool, applied, latest); err != nil {
+			pool.Close()
+			return nil, err
+		}
 		if _, err := MigrateWithLog(ctx, url, log); err != nil {
 			pool.Close()
 			return nil, err
 		}
 	}
 	return pool, nil
+}
+
+// ErrSchemaBehind is returned (wrapped) by OpenMigrated when the database lacks migrations this
+// build needs and the role it connects as may not apply them: the migration Job has not run.
+var ErrSchemaBehind = errors.New("db: the database schema is behind this build")
+
+// mayMigrateSQL reports the connected role, the owner of goose's table and whether the role
+// may act as that owner (is it or a member of it, or a superuser); for a database without
+// goose's table, whether the role may create tables in the current schema.
+const mayMigrateSQL = `SELECT current_user::text, coalesce(o.rolname::text, ''),
+	CASE WHEN c.oid IS NULL THEN coalesce(has_schema_privilege(current_schema(), 'CREATE'), false)
+	     ELSE pg_has_role(current_user, c.relowner, 'USAGE') END
+	FROM (SELECT to_regclass('goose_db_version') AS oid) t
+	LEFT JOIN pg_class c ON c.oid = t.oid LEFT JOIN pg_roles o ON o.oid = c.relowner`
+
+// mayMigrate returns nil when the connected role may apply the pending migrations, and an
+// ErrSchemaBehind naming both versions and the roles otherwise.
+func mayMigrate(ctx context.Context, pool *pgxpool.Pool, applied, latest int64) error {
+	var role, owner string
+	var may bool
+	if err := pool.QueryRow(ctx, mayMigrateSQL).Scan(&role, &owner, &may); err != nil {
+		return fmt.Errorf("db: may role migrate: %w", err)
+	}
+	if may {
+		return nil
+	}
+	if owner == "" {
+		return fmt.Errorf("%w: it has no migrations applied and this build needs version %d; role %q may not apply them: run the migrations (command migrate, the migration Job) with the migration-owner role first",
+			ErrSchemaBehind, latest, role)
+	}
+	return fmt.Errorf("%w: it is at version %d and this build needs %d; role %q may not apply migrations (they run as %q, the owner of goose_db_version): run the migration Job (command migrate) first",
+		ErrSchemaBehind, applied, latest, role, owner)
 }
 
 // LatestVersion is the version of the newest embedded migration.
@@ -113,23 +162,26 @@ func LatestVersion() (int64, error) {
 // schemaVersionSQL reads the newest applied migration; NULL when none is.
 const schemaVersionSQL = `SELECT max(version_id) FROM goose_db_version WHERE is_applied`
 
-// schemaCurrent reports whether the newest embedded migration is applied. A database without
-// goose's table has never been migrated: not current, no error.
-func schemaCurrent(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
-	latest, err := LatestVersion()
+// schemaVersion returns the newest applied migration (0 when none is: a database without
+// goose's table has never been migrated, which is no error) and the newest embedded one.
+func schemaVersion(ctx context.Context, pool *pgxpool.Pool) (applied, latest int64, err error) {
+	latest, err = LatestVersion()
 	if err != nil {
-		return false, err
+		return 0, 0, err
 	}
-	var applied *int64
-	err = pool.QueryRow(ctx, schemaVersionSQL, pgx.QueryExecModeSimpleProtocol).Scan(&applied)
+	var v *int64
+	err = pool.QueryRow(ctx, schemaVersionSQL, pgx.QueryExecModeSimpleProtocol).Scan(&v)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: never migrated
-		return false, nil
+		return 0, latest, nil
 	}
 	if err != nil {
-		return false, err
+		return 0, 0, err
 	}
-	return applied != nil && *applied >= latest, nil
+	if v != nil {
+		applied = *v
+	}
+	return applied, latest, nil
 }
 
 // Migrate applies every pending migration to the database at url and returns the versions it

@@ -7,6 +7,10 @@
 // Each call to URL or Pool creates a fresh database by cloning a template database that has the
 // migrations applied, so tests can commit, run in parallel and never see each other's rows. The
 // template's name carries a hash of the migrations, so a changed schema gets a new template.
+//
+// Each function's least-privilege login role (db.LoginRole, a member of db.FunctionRole) is
+// created on the server once, beside the template; FunctionURL gives a fresh database and a
+// URL that logs in as it, so a test can check what a function's role may and may not do.
 package pgtest
 
 import (
@@ -125,6 +129,18 @@ func URL(tb testing.TB) string {
 	return withDatabase(tb, adminURL, name)
 }
 
+// FunctionURL is URL plus a second URL to the same database that logs in as function fn's
+// login role (db.LoginRole(fn)): owner can seed rows, function has only fn's privileges.
+func FunctionURL(tb testing.TB, fn string) (owner, function string) {
+	tb.Helper()
+	owner = URL(tb)
+	function, err := db.URLAs(owner, db.LoginRole(fn))
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	return owner, function
+}
+
 // Pool is URL plus a pool on it, closed when the test ends.
 func Pool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
@@ -191,7 +207,7 @@ func ensureTemplate(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if exists {
-		return name, nil
+		return name, createLogins(ctx, admin)
 	}
 	building := name + "_build"
 	admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{building}.Sanitize()+" WITH (FORCE)")
@@ -209,7 +225,18 @@ func ensureTemplate(ctx context.Context) (string, error) {
 	if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{name}.Sanitize()+" IS_TEMPLATE true"); err != nil {
 		return "", err
 	}
-	return name, nil
+	return name, createLogins(ctx, admin)
+}
+
+// createLogins makes every function's login role (the migrations made the group roles). It
+// runs under the template lock: roles are cluster-wide, and test binaries may share a server.
+func createLogins(ctx context.Context, admin *pgx.Conn) error {
+	for _, fn := range db.Functions {
+		if err := db.CreateLogin(ctx, admin, fn, db.LoginRole(fn)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func redact(raw string) string {
