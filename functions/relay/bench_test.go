@@ -48,7 +48,7 @@ func BenchmarkRelayThroughput(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := pre.prepare(context.Background()); err != nil {
+	if _, err := pre.setupSlot(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	for i := 0; i < b.N; i += 100 {

@@ -87,7 +87,7 @@ func BenchmarkSlotDecodeCeiling(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	start, err := pre.prepare(context.Background())
+	start, err := pre.setupSlot(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}

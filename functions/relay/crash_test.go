@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/myscrollr/connect/events/kafkace"
 	"github.com/myscrollr/connect/shared/outbox"
@@ -32,13 +35,15 @@ type seqEvent struct {
 // child is the relay running as a separate process: this test binary re-executed with
 // childEnv set, which runs main().
 type child struct {
-	t   *testing.T
-	env []string
-	log *os.File
-	cmd *exec.Cmd
+	t    *testing.T
+	env  []string
+	log  *os.File
+	cmd  *exec.Cmd
+	base string // http://127.0.0.1:PORT, where /readyz and /metrics are served
 }
 
-func newChild(t *testing.T, cfg Config) *child {
+// newChild prepares a relay process for cfg; env (KEY=value) overrides the defaults.
+func newChild(t *testing.T, cfg Config, env ...string) *child {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -50,19 +55,25 @@ func newChild(t *testing.T, cfg Config) *child {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logf.Close() })
-	return &child{t: t, log: logf, env: append(os.Environ(),
-		childEnv+"=1",
-		"DATABASE_URL="+cfg.DatabaseURL,
-		"KAFKA_BROKERS="+strings.Join(cfg.KafkaBrokers, ","),
-		"RELAY_SLOT="+cfg.Slot,
-		"RELAY_PUBLICATION="+cfg.Publication,
+	defaults := []string{
+		childEnv + "=1",
+		"DATABASE_URL=" + cfg.DatabaseURL,
+		"KAFKA_BROKERS=" + strings.Join(cfg.KafkaBrokers, ","),
+		"RELAY_SLOT=" + cfg.Slot,
+		"RELAY_PUBLICATION=" + cfg.Publication,
 		"RELAY_STATUS_INTERVAL=1s",
 		"RELAY_BACKOFF_MAX=1s",
-		"PORT="+strconv.Itoa(port),
+		"PORT=" + strconv.Itoa(port),
 		"LISTEN_HOST=127.0.0.1",
 		"LOG_LEVEL=warn",
 		"DRAIN_TIMEOUT=0s",
-	)}
+		// Under -race a process sleeps 1s at exit by default; its exit time should be the
+		// relay's.
+		"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"),
+	}
+	// exec.Cmd uses the last value of a duplicated key: env wins.
+	return &child{t: t, log: logf, base: "http://127.0.0.1:" + strconv.Itoa(port),
+		env: slices.Concat(os.Environ(), defaults, env)}
 }
 
 func (c *child) start() {
@@ -86,55 +97,58 @@ func (c *child) kill() {
 	c.cmd = nil
 }
 
-// TestRelayCrashLosesNothing SIGKILLs the relay process repeatedly while writers fill the
-// outbox and checks that every committed event reaches Kafka, in per-aggregate order, with
-// replays carrying the same CloudEvent id.
-func TestRelayCrashLosesNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long crash test; run without -short")
+// term sends SIGTERM, as Kubernetes does, and waits for the process to exit; it fails the
+// test unless the exit is clean.
+func (c *child) term() {
+	c.t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		c.t.Fatal(err)
 	}
-	const (
-		writers    = 4
-		perWriter  = 2500
-		aggregates = 25 // per writer
-		kills      = 6
-	)
-	b := newBundle(t)
-	ctx := context.Background()
-	cfg := b.config()
-	// The slot must exist before the first write, as in production (the relay deploys first).
-	setupRelay, err := New(cfg, Deps{})
+	err := c.cmd.Wait()
+	c.cmd = nil
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatalf("relay process after SIGTERM: %v", err)
 	}
-	if _, err := setupRelay.prepare(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got := collect(t, b.brokers, "connect.events")
-	proc := newChild(t, cfg)
-	proc.start()
-	t.Cleanup(proc.kill)
+}
 
-	var (
-		mu        sync.Mutex
-		committed = map[string]seqEvent{}
-		written   atomic.Int64
-		wg        sync.WaitGroup
-		werr      = make(chan error, writers)
-	)
-	for w := range writers {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 7))
+// writers commit outbox events of seqEvent data from several goroutines, each in
+// transactions of 1 to 5 events over its own aggregates, and remember what committed.
+type writers struct {
+	mu        sync.Mutex
+	committed map[string]seqEvent
+	written   atomic.Int64
+	wg        sync.WaitGroup
+	errs      chan error
+	stop      chan struct{}
+	stopOnce  sync.Once
+}
+
+// startWriters starts n writers over aggregates aggregates each; each stops after perWriter
+// events, or when stop is called if perWriter is 0.
+func startWriters(t *testing.T, b *bundle, n, perWriter, aggregates int) *writers {
+	w := &writers{committed: map[string]seqEvent{}, errs: make(chan error, n), stop: make(chan struct{})}
+	ctx := context.Background()
+	for i := range n {
+		w.wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
 			seq := make([]int, aggregates)
-			for n := 0; n < perWriter; {
-				k := min(1+rng.IntN(5), perWriter-n)
+			for done := 0; perWriter == 0 || done < perWriter; {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				k := 1 + rng.IntN(5)
+				if perWriter > 0 {
+					k = min(k, perWriter-done)
+				}
 				batch := make(map[string]seqEvent, k)
 				next := append([]int(nil), seq...)
 				err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 					for range k {
 						a := rng.IntN(aggregates)
 						next[a]++
-						ev := seqEvent{Agg: fmt.Sprintf("agg-%d-%d", w, a), Seq: next[a]}
+						ev := seqEvent{Agg: fmt.Sprintf("agg-%d-%d", i, a), Seq: next[a]}
 						ce, err := outbox.New("/test/crash", "com.myscrollr.connect.test.seq", ev)
 						if err != nil {
 							return err
@@ -148,49 +162,54 @@ func TestRelayCrashLosesNothing(t *testing.T) {
 					return nil
 				})
 				if err != nil {
-					werr <- err
+					w.errs <- err
 					return
 				}
 				seq = next
-				n += k
-				written.Add(int64(k))
-				mu.Lock()
+				done += k
+				w.written.Add(int64(k))
+				w.mu.Lock()
 				for id, ev := range batch {
-					committed[id] = ev
+					w.committed[id] = ev
 				}
-				mu.Unlock()
+				w.mu.Unlock()
 			}
 		})
 	}
+	t.Cleanup(func() { w.stopOnce.Do(func() { close(w.stop) }); w.wg.Wait() })
+	return w
+}
 
-	total := writers * perWriter
-	for k := 1; k <= kills; k++ {
-		// Kill at fixed points of the writers' progress, once the restarted relay has relayed
-		// something, so every kill lands mid-stream while events are being written.
-		target, before := int64(k*total/(kills+1)), got.count()
-		waitFor(t, fmt.Sprintf("kill point %d", k), func() bool {
-			return written.Load() >= target && got.count() >= before+100
-		})
-		proc.kill()
-		t.Logf("kill %d: %d records in Kafka, %d of %d events committed", k, got.count(), written.Load(), total)
-		proc.start()
+// finish stops the writers (if stop is true), waits for them, fails the test on a writer's
+// error and returns every committed event by id.
+func (w *writers) finish(t *testing.T, stop bool) map[string]seqEvent {
+	t.Helper()
+	if stop {
+		w.stopOnce.Do(func() { close(w.stop) })
 	}
-	wg.Wait()
-	close(werr)
-	for err := range werr {
+	w.wg.Wait()
+	select {
+	case err := <-w.errs:
 		t.Fatalf("writer: %v", err)
+	default:
 	}
-	ids := make([]string, 0, len(committed))
-	for id := range committed {
-		ids = append(ids, id)
-	}
-	waitFor(t, "every committed event in Kafka", func() bool { return got.has(ids...) })
-	proc.kill()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.committed)
+}
 
-	recs := got.records()
+func idsOf(committed map[string]seqEvent) []string {
+	return slices.Collect(maps.Keys(committed))
+}
+
+// checkDelivery checks recs against committed: every committed event is there (0 lost),
+// nothing else is, each aggregate's events first appear in commit order, and a duplicate
+// carries the same id and the same bytes. It returns the number of duplicates and of
+// aggregates.
+func checkDelivery(t *testing.T, committed map[string]seqEvent, recs []*kgo.Record) (dups, aggregates int) {
+	t.Helper()
 	first := map[string][]byte{} // id -> value first seen
 	last := map[string]int{}     // aggregate -> last first-seen seq
-	dups := 0
 	for _, rec := range recs {
 		e, err := kafkace.Decode(rec)
 		if err != nil {
@@ -220,6 +239,57 @@ func TestRelayCrashLosesNothing(t *testing.T) {
 	if len(first) != len(committed) {
 		t.Fatalf("%d distinct events in Kafka, %d committed", len(first), len(committed))
 	}
+	return dups, len(last)
+}
+
+// TestRelayCrashLosesNothing SIGKILLs the relay process repeatedly while writers fill the
+// outbox and checks that every committed event reaches Kafka, in per-aggregate order, with
+// replays carrying the same CloudEvent id.
+func TestRelayCrashLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long crash test; run without -short")
+	}
+	const (
+		writerCount = 4
+		perWriter   = 2500
+		aggregates  = 25 // per writer
+		kills       = 6
+	)
+	b := newBundle(t)
+	ctx := context.Background()
+	cfg := b.config()
+	// The slot must exist before the first write, as in production (the relay deploys first).
+	setupRelay, err := New(cfg, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := setupRelay.setupSlot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, b.brokers, "connect.events")
+	proc := newChild(t, cfg)
+	proc.start()
+	t.Cleanup(proc.kill)
+
+	w := startWriters(t, b, writerCount, perWriter, aggregates)
+	total := writerCount * perWriter
+	for k := 1; k <= kills; k++ {
+		// Kill at fixed points of the writers' progress, once the restarted relay has relayed
+		// something, so every kill lands mid-stream while events are being written.
+		target, before := int64(k*total/(kills+1)), got.count()
+		waitFor(t, fmt.Sprintf("kill point %d", k), func() bool {
+			return w.written.Load() >= target && got.count() >= before+100
+		})
+		proc.kill()
+		t.Logf("kill %d: %d records in Kafka, %d of %d events committed", k, got.count(), w.written.Load(), total)
+		proc.start()
+	}
+	committed := w.finish(t, false)
+	waitFor(t, "every committed event in Kafka", func() bool { return got.has(idsOf(committed)...) })
+	proc.kill()
+
+	recs := got.records()
+	dups, aggs := checkDelivery(t, committed, recs)
 	t.Logf("crash test: %d committed, 0 lost, %d records, %d duplicates (%.2f%%), %d kills, %d aggregates in order",
-		len(committed), len(recs), dups, 100*float64(dups)/float64(len(committed)), kills, len(last))
+		len(committed), len(recs), dups, 100*float64(dups)/float64(len(committed)), kills, aggs)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -237,3 +238,17 @@ func header(r *kgo.Record, key string) (string, bool) {
 }
 
 var errRollback = errors.New("roll back on purpose")
+
+// setupSlot creates the publication and the slot of r's configuration, as a relay's first
+// session does, and returns the slot's confirmed position.
+func (r *Relay) setupSlot(ctx context.Context) (pglogrepl.LSN, error) {
+	conn, err := pgx.ConnectConfig(ctx, r.sqlCfg)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	if err := r.prepare(ctx, conn); err != nil {
+		return 0, err
+	}
+	return r.confirmedFlush(ctx, conn)
+}

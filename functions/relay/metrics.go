@@ -15,6 +15,7 @@ type metrics struct {
 	reconnects *prometheus.CounterVec
 	lag        prometheus.GaugeFunc
 	stalled    prometheus.GaugeFunc
+	standby    prometheus.GaugeFunc
 }
 
 func newMetrics(r *Relay) metrics {
@@ -52,6 +53,15 @@ func newMetrics(r *Relay) metrics {
 			}
 			return 0
 		}),
+		standby: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "connect_relay_standby",
+			Help: "1 while another relay holds the replication slot and this one waits to take it over, else 0.",
+		}, func() float64 {
+			if r.standby() {
+				return 1
+			}
+			return 0
+		}),
 	}
 	// Both targets exist from the start, so a dashboard's rate() has a baseline.
 	m.reconnects.WithLabelValues("postgres")
@@ -62,5 +72,5 @@ func newMetrics(r *Relay) metrics {
 func (m metrics) register(reg prometheus.Registerer) error {
 	return errors.Join(
 		reg.Register(m.events), reg.Register(m.invalid), reg.Register(m.retained), reg.Register(m.lastAck),
-		reg.Register(m.reconnects), reg.Register(m.lag), reg.Register(m.stalled))
+		reg.Register(m.reconnects), reg.Register(m.lag), reg.Register(m.stalled), reg.Register(m.standby))
 }

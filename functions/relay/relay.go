@@ -27,7 +27,14 @@ const (
 	confirmEvery = 100 * time.Millisecond
 	backoffMin   = 100 * time.Millisecond
 	cleanupBatch = 5000
+	// standbyRetry is how often a standby tries to take the slot: the takeover gap after the
+	// holder exits is at most this plus one connection.
+	standbyRetry = time.Second
 )
+
+// errSlotActive is a session's error when another process streams from the slot (PostgreSQL
+// error 55006, or an active_pid in pg_replication_slots): this relay is a standby.
+var errSlotActive = errors.New("replication slot is active in another process")
 
 // Deps are the relay's collaborators.
 type Deps struct {
@@ -55,6 +62,9 @@ type Relay struct {
 
 	streaming atomic.Bool
 	tr        atomic.Pointer[tracker] // the current session's
+	// standbyAt is when the latest attempt found the slot held by another process (Unix
+	// nanoseconds of r.now()), 0 when the latest attempt did not.
+	standbyAt atomic.Int64
 }
 
 // New checks cfg and builds a relay. Nothing is connected until Run.
@@ -109,6 +119,22 @@ func (r *Relay) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, errSlotActive) {
+			// Not a failure: another relay (the old revision during a rollout) holds the slot.
+			// Stay ready and try again soon, so the takeover follows its exit closely.
+			if r.standbyAt.Swap(r.now().UnixNano()) == 0 {
+				r.log.Info("replication slot held by another relay; standing by", slog.String("slot", r.cfg.Slot),
+					slog.String("reason", err.Error()), slog.Duration("retry", standbyRetry))
+			}
+			backoff = backoffMin
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(standbyRetry):
+			}
+			continue
+		}
+		r.standbyAt.Store(0)
 		r.m.reconnects.WithLabelValues("postgres").Inc()
 		if time.Since(started) > r.cfg.BackoffMax {
 			backoff = backoffMin // it ran for a while: this is a new failure, not a loop
@@ -124,7 +150,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// Ready fails while the relay is stalled (for /readyz).
+// Ready fails while the relay is stalled (for /readyz). A standby is not stalled: see the
+// package documentation, "Rolling upgrades".
 func (r *Relay) Ready(context.Context) error {
 	if reason := r.stalledReason(); reason != "" {
 		return errors.New("relay stalled: " + reason)
@@ -143,10 +170,22 @@ func (r *Relay) kafkaOpts() []kgo.Opt {
 }
 
 // session is one replication connection and one Kafka client, from the slot's confirmed
-// position until an error or ctx ends.
+// position until an error or ctx ends. It returns an error wrapping errSlotActive, having
+// produced nothing, when another process holds the slot.
 func (r *Relay) session(ctx context.Context) error {
-	start, err := r.prepare(ctx)
+	sql, err := pgx.ConnectConfig(ctx, r.sqlCfg)
 	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	sqlOpen := true
+	closeSQL := func() {
+		if sqlOpen {
+			sqlOpen = false
+			sql.Close(context.WithoutCancel(ctx))
+		}
+	}
+	defer closeSQL()
+	if err := r.prepare(ctx, sql); err != nil {
 		return err
 	}
 	conn, err := pgconn.ConnectConfig(ctx, r.replCfg)
@@ -156,15 +195,26 @@ func (r *Relay) session(ctx context.Context) error {
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		conn.Close(cctx)
+		conn.Close(cctx) // ends the walsender, which releases the slot
 	}()
 	err = pglogrepl.StartReplication(ctx, conn, r.cfg.Slot, 0, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
 		PluginArgs: []string{"proto_version '1'", "publication_names '" + r.cfg.Publication + "'"},
 	})
+	if isCode(err, "55006") {
+		return fmt.Errorf("%w: %w", errSlotActive, err)
+	}
 	if err != nil {
 		return fmt.Errorf("start replication on slot %s: %w", r.cfg.Slot, err)
 	}
+	// The slot is ours now, so its confirmed position is where the server streams from (read
+	// before START_REPLICATION it could be older: the previous holder may confirm more on
+	// its way out).
+	start, err := r.confirmedFlush(ctx, sql)
+	if err != nil {
+		return err
+	}
+	closeSQL()
 	kc, err := kgo.NewClient(r.kafkaOpts()...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
@@ -175,51 +225,66 @@ func (r *Relay) session(ctx context.Context) error {
 	r.tr.Store(tr)
 	r.streaming.Store(true)
 	defer r.streaming.Store(false)
-	r.log.Info("relay streaming", slog.String("slot", r.cfg.Slot), slog.String("from", start.String()))
+	if r.standbyAt.Swap(0) != 0 {
+		r.log.Info("took over the replication slot", slog.String("slot", r.cfg.Slot), slog.String("from", start.String()))
+	} else {
+		r.log.Info("relay streaming", slog.String("slot", r.cfg.Slot), slog.String("from", start.String()))
+	}
 	s := &stream{r: r, conn: conn, kc: kc, tr: tr, rels: map[uint32]*relation{}, dec: newDecoder(), received: start}
 	return s.run(ctx)
 }
 
-// prepare creates the publication and the slot when missing and returns the slot's confirmed
-// position.
-func (r *Relay) prepare(ctx context.Context) (pglogrepl.LSN, error) {
-	conn, err := pgx.ConnectConfig(ctx, r.sqlCfg)
-	if err != nil {
-		return 0, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
+// prepare creates the publication and the slot when missing and checks the slot: a pgoutput
+// slot of this database, not held by another process (errSlotActive).
+func (r *Relay) prepare(ctx context.Context, conn *pgx.Conn) error {
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, r.cfg.Publication).Scan(&exists); err != nil {
-		return 0, fmt.Errorf("look up publication: %w", err)
+		return fmt.Errorf("look up publication: %w", err)
 	}
 	if !exists {
 		// The name passed validate (a plain identifier), so it can be spliced in.
 		_, err := conn.Exec(ctx, `CREATE PUBLICATION `+r.cfg.Publication+` FOR TABLE outbox WITH (publish = 'insert')`)
 		if err != nil && !isCode(err, "42710") {
-			return 0, fmt.Errorf("RELAY_PUBLICATION %s: create: %w", r.cfg.Publication, err)
+			return fmt.Errorf("RELAY_PUBLICATION %s: create: %w", r.cfg.Publication, err)
 		}
 		r.log.Info("created publication", slog.String("publication", r.cfg.Publication))
 	}
-	var plugin, database, confirmed string
-	slotQuery := `SELECT coalesce(plugin, ''), coalesce(database, ''), coalesce(confirmed_flush_lsn::text, '')
-		FROM pg_replication_slots WHERE slot_name = $1`
-	err = conn.QueryRow(ctx, slotQuery, r.cfg.Slot).Scan(&plugin, &database, &confirmed)
+	var plugin, database string
+	var activePID *int32
+	slotQuery := `SELECT coalesce(plugin, ''), coalesce(database, ''), active_pid FROM pg_replication_slots WHERE slot_name = $1`
+	err := conn.QueryRow(ctx, slotQuery, r.cfg.Slot).Scan(&plugin, &database, &activePID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		_, err = conn.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, r.cfg.Slot)
 		if err != nil && !isCode(err, "42710") {
-			return 0, fmt.Errorf("RELAY_SLOT %s: create: %w", r.cfg.Slot, err)
+			return fmt.Errorf("RELAY_SLOT %s: create: %w", r.cfg.Slot, err)
 		}
 		r.log.Info("created replication slot", slog.String("slot", r.cfg.Slot))
-		err = conn.QueryRow(ctx, slotQuery, r.cfg.Slot).Scan(&plugin, &database, &confirmed)
+		err = conn.QueryRow(ctx, slotQuery, r.cfg.Slot).Scan(&plugin, &database, &activePID)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("RELAY_SLOT %s: look up: %w", r.cfg.Slot, err)
+		return fmt.Errorf("RELAY_SLOT %s: look up: %w", r.cfg.Slot, err)
 	}
 	if plugin != "pgoutput" {
-		return 0, fmt.Errorf("RELAY_SLOT %s: slot uses plugin %q, the relay needs a pgoutput slot", r.cfg.Slot, plugin)
+		return fmt.Errorf("RELAY_SLOT %s: slot uses plugin %q, the relay needs a pgoutput slot", r.cfg.Slot, plugin)
 	}
 	if database != conn.Config().Database {
-		return 0, fmt.Errorf("RELAY_SLOT %s: slot belongs to database %q, not %q", r.cfg.Slot, database, conn.Config().Database)
+		return fmt.Errorf("RELAY_SLOT %s: slot belongs to database %q, not %q", r.cfg.Slot, database, conn.Config().Database)
+	}
+	if activePID != nil {
+		// Checked here to spare a replication connection per retry; START_REPLICATION's
+		// 55006 covers the race.
+		return fmt.Errorf("%w: slot %s is active for PID %d", errSlotActive, r.cfg.Slot, *activePID)
+	}
+	return nil
+}
+
+// confirmedFlush is the slot's confirmed position.
+func (r *Relay) confirmedFlush(ctx context.Context, conn *pgx.Conn) (pglogrepl.LSN, error) {
+	var confirmed string
+	err := conn.QueryRow(ctx, `SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = $1`,
+		r.cfg.Slot).Scan(&confirmed)
+	if err != nil {
+		return 0, fmt.Errorf("RELAY_SLOT %s: look up: %w", r.cfg.Slot, err)
 	}
 	lsn, err := pglogrepl.ParseLSN(confirmed)
 	if err != nil {
@@ -233,10 +298,21 @@ func isCode(err error, code string) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == code
 }
 
-// stalledReason is why the relay is stalled, or "".
+// standby reports whether the latest attempt found the slot held by another process.
+func (r *Relay) standby() bool { return r.standbyAt.Load() != 0 }
+
+// stalledReason is why the relay is stalled, or "". A standby is not stalled as long as it
+// keeps reaching the database: its latest attempt, which found the slot held, is recent.
 func (r *Relay) stalledReason() string {
 	if !r.streaming.Load() {
-		return "no replication stream"
+		at := r.standbyAt.Load()
+		if at == 0 {
+			return "no replication stream"
+		}
+		if d := r.now().Sub(time.Unix(0, at)); d > r.cfg.StallAfter {
+			return fmt.Sprintf("standby: the slot was last checked %s ago", d.Round(time.Second))
+		}
+		return ""
 	}
 	tr := r.tr.Load()
 	if tr == nil {

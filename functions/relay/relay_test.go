@@ -112,8 +112,8 @@ func TestRelayDeliversOutboxEventsAsBinaryCloudEvents(t *testing.T) {
 	waitFor(t, "events counted", func() bool { return testutil.ToFloat64(r.m.events) >= 3 })
 	if n := testutil.CollectAndCount(reg, "connect_relay_events_total", "connect_relay_lag_seconds",
 		"connect_relay_retained_wal_bytes", "connect_relay_last_ack_timestamp", "connect_relay_reconnects_total",
-		"connect_relay_stalled"); n != 7 {
-		t.Fatalf("%d relay series registered, want 7", n)
+		"connect_relay_stalled", "connect_relay_standby"); n != 8 {
+		t.Fatalf("%d relay series registered, want 8", n)
 	}
 	if v := testutil.ToFloat64(r.m.lastAck); v < float64(time.Now().Add(-time.Hour).Unix()) {
 		t.Fatalf("last_ack_timestamp = %v", v)
