@@ -2,13 +2,21 @@ package main
 
 import (
 	"context"
+	"flag"
 	"os"
 
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/runtime"
 )
 
-func main() { runtime.Main("relay", setup) }
+func main() {
+	setupOnly := flag.Bool("setup", false, "create the replication slot when it is missing, then exit (the Job run before the relay rolls out)")
+	flag.Parse()
+	if *setupOnly {
+		os.Exit(runSetup(ConfigFromEnv(os.Getenv)))
+	}
+	runtime.Main("relay", setup)
+}
 
 // setup starts the relay in the background for the life of ctx (the process's signal
 // context); Close waits for it to drain.
