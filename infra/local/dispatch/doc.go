@@ -13,8 +13,9 @@
 //
 //   - 2xx: delivered.
 //   - 404, 408, 409, 429, any 5xx, a transport error or a timeout: retried Delivery.Retry times,
-//     waiting Delivery.Backoff(n) before retry n (linear: delay*n; exponential:
-//     delay*2^(n-1), so the first retry waits the configured delay), then dead-lettered.
+//     waiting Delivery.Backoff(n) before retry n (linear: delay*n; exponential: delay*2^n,
+//     so the first retry waits twice the configured delay, as eventing-kafka-broker's
+//     dispatcher does), then dead-lettered.
 //   - any other status (400, 401, 403, 413, ...; also 1xx and 3xx): dead-lettered at once.
 //
 // A Trigger's delivery is its own, else its Broker's (knative.Manifests.DeliveryFor). Each

@@ -26,6 +26,9 @@ const (
 	AnnotationMaxScale      = "autoscaling.knative.dev/max-scale"
 	AnnotationBrokerClass   = "eventing.knative.dev/broker.class"
 	AnnotationExternalTopic = "kafka.eventing.knative.dev/external.topic"
+	// AnnotationDeliveryOrder is read by eventing-kafka-broker's Trigger reconciler
+	// (control-plane/pkg/reconciler/trigger/trigger.go deliveryOrderAnnotation).
+	AnnotationDeliveryOrder = "kafka.eventing.knative.dev/delivery.order"
 )
 
 // KafkaSinkAPIVersion is the apiVersion of KafkaSink, as its CRD (eventing-kafka-broker,
@@ -33,9 +36,11 @@ const (
 // look-alike eventing.kafka.knative.dev is not served and a cluster would reject it.
 const KafkaSinkAPIVersion = "eventing.knative.dev/v1alpha1"
 
-// ignoredKinds are core kinds that configure the cluster; the local runtime has no use for them.
+// ignoredKinds are built-in kinds that configure the cluster; the local runtime has no use for
+// them. ServiceAccounts, ConfigMaps and NetworkPolicies are still read for the deployment checks.
 var ignoredKinds = map[string]bool{
 	"v1/Namespace": true, "v1/ConfigMap": true, "v1/Secret": true, "v1/ServiceAccount": true,
+	"networking.k8s.io/v1/NetworkPolicy": true,
 }
 
 // dns1123Label is the shape of a Kubernetes object name that is also a DNS label.
@@ -171,6 +176,9 @@ type rawHeader struct {
 	APIVersion string  `json:"apiVersion"`
 	Kind       string  `json:"kind"`
 	Metadata   rawMeta `json:"metadata"`
+	// Fields of core kinds the deployment checks read.
+	AutomountServiceAccountToken *bool             `json:"automountServiceAccountToken"`
+	Data                         map[string]string `json:"data"`
 }
 
 type rawRef struct {
@@ -199,8 +207,10 @@ type rawService struct {
 		Template struct {
 			Metadata rawMeta `json:"metadata"`
 			Spec     struct {
-				TimeoutSeconds int `json:"timeoutSeconds"`
-				Containers     []struct {
+				TimeoutSeconds               int    `json:"timeoutSeconds"`
+				ServiceAccountName           string `json:"serviceAccountName"`
+				AutomountServiceAccountToken *bool  `json:"automountServiceAccountToken"`
+				Containers                   []struct {
 					Image string `json:"image"`
 					Ports []struct {
 						ContainerPort int `json:"containerPort"`
@@ -225,10 +235,14 @@ type rawProbe struct {
 	HTTPGet *struct {
 		Path string `json:"path"`
 	} `json:"httpGet"`
+	PeriodSeconds    int `json:"periodSeconds"`
+	TimeoutSeconds   int `json:"timeoutSeconds"`
+	FailureThreshold int `json:"failureThreshold"`
 }
 
 type rawBroker struct {
 	Spec struct {
+		Config   *rawRef      `json:"config"`
 		Delivery *rawDelivery `json:"delivery"`
 	} `json:"spec"`
 }
@@ -263,7 +277,33 @@ type rawKafkaSource struct {
 		InitialOffset    string         `json:"initialOffset"`
 		Sink             rawDestination `json:"sink"`
 		Delivery         *rawDelivery   `json:"delivery"`
+		Net              *struct {
+			SASL *struct {
+				Enable   bool          `json:"enable"`
+				User     *rawSecretRef `json:"user"`
+				Password *rawSecretRef `json:"password"`
+				Type     *rawSecretRef `json:"type"`
+			} `json:"sasl"`
+			TLS *struct {
+				Enable bool          `json:"enable"`
+				CACert *rawSecretRef `json:"caCert"`
+			} `json:"tls"`
+		} `json:"net"`
 	} `json:"spec"`
+}
+
+type rawSecretRef struct {
+	SecretKeyRef *struct {
+		Name string `json:"name"`
+		Key  string `json:"key"`
+	} `json:"secretKeyRef"`
+}
+
+func (r *rawSecretRef) name() string {
+	if r == nil || r.SecretKeyRef == nil {
+		return ""
+	}
+	return r.SecretKeyRef.Name
 }
 
 type rawKafkaSink struct {
@@ -271,6 +311,13 @@ type rawKafkaSink struct {
 		Topic            string   `json:"topic"`
 		BootstrapServers []string `json:"bootstrapServers"`
 		ContentMode      string   `json:"contentMode"`
+		Auth             *struct {
+			Secret *struct {
+				Ref *struct {
+					Name string `json:"name"`
+				} `json:"ref"`
+			} `json:"secret"`
+		} `json:"auth"`
 	} `json:"spec"`
 }
 
@@ -318,6 +365,12 @@ func (m *Manifests) parseDocument(d Document) error {
 		return nil
 	}
 	switch {
+	case h.APIVersion == "v1" && h.Kind == "ServiceAccount":
+		m.ServiceAccounts = append(m.ServiceAccounts, ServiceAccount{Object: o, AutomountToken: h.AutomountServiceAccountToken})
+	case h.APIVersion == "v1" && h.Kind == "ConfigMap":
+		m.ConfigMaps = append(m.ConfigMaps, ConfigMap{Object: o, Data: h.Data})
+	case h.APIVersion == "networking.k8s.io/v1" && h.Kind == "NetworkPolicy":
+		m.NetworkPolicies = append(m.NetworkPolicies, o)
 	case ignoredKinds[h.APIVersion+"/"+h.Kind]:
 		return nil
 	case h.APIVersion == "serving.knative.dev/v1" && h.Kind == "Service":
@@ -339,14 +392,22 @@ func (m *Manifests) parseDocument(d Document) error {
 		if err != nil {
 			return err
 		}
-		m.Brokers = append(m.Brokers, Broker{Object: o, Class: h.Metadata.Annotations[AnnotationBrokerClass],
-			ExternalTopic: h.Metadata.Annotations[AnnotationExternalTopic], Delivery: del})
+		b := Broker{Object: o, Class: h.Metadata.Annotations[AnnotationBrokerClass],
+			ExternalTopic: h.Metadata.Annotations[AnnotationExternalTopic], Delivery: del}
+		if c := r.Spec.Config; c != nil {
+			b.Config = &Ref{APIVersion: c.APIVersion, Kind: c.Kind, Name: c.Name, Namespace: c.Namespace}
+			if b.Config.Namespace == "" {
+				b.Config.Namespace = o.Namespace
+			}
+		}
+		m.Brokers = append(m.Brokers, b)
 	case h.APIVersion == "eventing.knative.dev/v1" && h.Kind == "Trigger":
 		var r rawTrigger
 		if err := decode(&r); err != nil {
 			return err
 		}
-		t := Trigger{Object: o, Broker: r.Spec.Broker, Filter: map[string]string{}}
+		t := Trigger{Object: o, Broker: r.Spec.Broker, Filter: map[string]string{},
+			DeliveryOrder: h.Metadata.Annotations[AnnotationDeliveryOrder]}
 		if t.Broker == "" {
 			return fieldError(o, "spec.broker", "required")
 		}
@@ -396,6 +457,16 @@ func (m *Manifests) parseDocument(d Document) error {
 		}
 		k := KafkaSource{Object: o, Topics: r.Spec.Topics, ConsumerGroup: r.Spec.ConsumerGroup,
 			BootstrapServers: r.Spec.BootstrapServers, InitialOffset: r.Spec.InitialOffset}
+		if n := r.Spec.Net; n != nil {
+			if n.SASL != nil {
+				k.SASL = n.SASL.Enable
+				k.SASLSecrets = append(k.SASLSecrets, n.SASL.User.name(), n.SASL.Password.name(), n.SASL.Type.name())
+			}
+			if n.TLS != nil {
+				k.TLS = n.TLS.Enable
+				k.SASLSecrets = append(k.SASLSecrets, n.TLS.CACert.name())
+			}
+		}
 		if len(k.Topics) == 0 {
 			return fieldError(o, "spec.topics", "at least one topic is required")
 		}
@@ -430,8 +501,12 @@ func (m *Manifests) parseDocument(d Document) error {
 		if r.Spec.Topic == "" {
 			return fieldError(o, "spec.topic", "required")
 		}
-		m.KafkaSinks = append(m.KafkaSinks, KafkaSink{Object: o, Topic: r.Spec.Topic,
-			BootstrapServers: r.Spec.BootstrapServers, ContentMode: r.Spec.ContentMode})
+		ks := KafkaSink{Object: o, Topic: r.Spec.Topic,
+			BootstrapServers: r.Spec.BootstrapServers, ContentMode: r.Spec.ContentMode}
+		if a := r.Spec.Auth; a != nil && a.Secret != nil && a.Secret.Ref != nil {
+			ks.AuthSecret = a.Secret.Ref.Name
+		}
+		m.KafkaSinks = append(m.KafkaSinks, ks)
 	default:
 		return fmt.Errorf("%s: %s %q: unsupported apiVersion/kind %s %s", d.File, h.Kind, o.Name, h.APIVersion, h.Kind)
 	}
@@ -448,7 +523,10 @@ func typeError(err error) string {
 }
 
 func convertService(o Object, r rawService) (Service, error) {
-	s := Service{Object: o, Port: 8080, TimeoutSeconds: r.Spec.Template.Spec.TimeoutSeconds}
+	ts := r.Spec.Template.Spec
+	s := Service{Object: o, Port: 8080, TimeoutSeconds: ts.TimeoutSeconds,
+		ServiceAccountName: ts.ServiceAccountName, AutomountToken: ts.AutomountServiceAccountToken,
+		Annotations: r.Spec.Template.Metadata.Annotations}
 	ann := r.Spec.Template.Metadata.Annotations
 	var err error
 	if s.MinScale, err = scaleAnnotation(o, ann, AnnotationMinScale); err != nil {
@@ -493,11 +571,21 @@ func convertService(o Object, r rawService) (Service, error) {
 		}
 		s.Env = append(s.Env, v)
 	}
-	if c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet != nil {
-		s.ReadinessPath = c.ReadinessProbe.HTTPGet.Path
-	}
-	if c.LivenessProbe != nil && c.LivenessProbe.HTTPGet != nil {
-		s.LivenessPath = c.LivenessProbe.HTTPGet.Path
+	for _, p := range []struct {
+		kind string
+		raw  *rawProbe
+		path *string
+	}{{"readiness", c.ReadinessProbe, &s.ReadinessPath}, {"liveness", c.LivenessProbe, &s.LivenessPath}} {
+		if p.raw == nil {
+			continue
+		}
+		probe := Probe{Kind: p.kind, PeriodSeconds: p.raw.PeriodSeconds, TimeoutSeconds: p.raw.TimeoutSeconds,
+			FailureThreshold: p.raw.FailureThreshold}
+		if p.raw.HTTPGet != nil {
+			probe.Path = p.raw.HTTPGet.Path
+			*p.path = probe.Path
+		}
+		s.Probes = append(s.Probes, probe)
 	}
 	return s, nil
 }

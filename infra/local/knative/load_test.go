@@ -246,8 +246,9 @@ func TestDeliveryBackoff(t *testing.T) {
 	exp := Delivery{BackoffPolicy: BackoffExponential, BackoffDelay: 10 * time.Millisecond}
 	lin := Delivery{BackoffPolicy: BackoffLinear, BackoffDelay: 10 * time.Millisecond}
 	for n, want := range map[int][2]time.Duration{
-		0: {0, 0}, 1: {10 * time.Millisecond, 10 * time.Millisecond}, 2: {20 * time.Millisecond, 20 * time.Millisecond},
-		3: {40 * time.Millisecond, 30 * time.Millisecond}, 4: {80 * time.Millisecond, 40 * time.Millisecond},
+		// The Kafka dispatcher's exponential policy: the first retry waits twice the delay.
+		0: {0, 0}, 1: {20 * time.Millisecond, 10 * time.Millisecond}, 2: {40 * time.Millisecond, 20 * time.Millisecond},
+		3: {80 * time.Millisecond, 30 * time.Millisecond}, 4: {160 * time.Millisecond, 40 * time.Millisecond},
 	} {
 		if got := exp.Backoff(n); got != want[0] {
 			t.Errorf("exponential retry %d: %v, want %v", n, got, want[0])
@@ -258,6 +259,10 @@ func TestDeliveryBackoff(t *testing.T) {
 	}
 	if got := exp.Backoff(1000); got <= 0 {
 		t.Errorf("huge retry count overflowed: %v", got)
+	}
+	week := Delivery{BackoffPolicy: BackoffExponential, BackoffDelay: 7 * 24 * time.Hour}
+	if got := week.Backoff(30); got <= 0 {
+		t.Errorf("huge delay overflowed: %v", got)
 	}
 }
 

@@ -1,6 +1,9 @@
 package knative
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Manifests is what Load found in a directory, in file order then document order.
 type Manifests struct {
@@ -10,6 +13,31 @@ type Manifests struct {
 	PingSources  []PingSource
 	KafkaSources []KafkaSource
 	KafkaSinks   []KafkaSink
+	// Core kinds: the local runtime has no use for them, the deployment checks (deploy.go) do.
+	ServiceAccounts []ServiceAccount
+	ConfigMaps      []ConfigMap
+	NetworkPolicies []Object
+}
+
+// ServiceAccount is a core v1 ServiceAccount.
+type ServiceAccount struct {
+	Object
+	AutomountToken *bool // automountServiceAccountToken; nil when unset (Kubernetes mounts)
+}
+
+// ConfigMap is a core v1 ConfigMap.
+type ConfigMap struct {
+	Object
+	Data map[string]string
+}
+
+// Probe is a container probe as written; zero fields are unset.
+type Probe struct {
+	Kind             string // "readiness" or "liveness"
+	Path             string
+	PeriodSeconds    int
+	TimeoutSeconds   int
+	FailureThreshold int
 }
 
 // Object identifies a manifest: where it was read and what it is.
@@ -31,6 +59,12 @@ type Service struct {
 	ReadinessPath  string   // readinessProbe.httpGet.path
 	LivenessPath   string   // livenessProbe.httpGet.path
 	TimeoutSeconds int      // request timeout, 0 when unset
+	// ServiceAccountName is spec.template.spec.serviceAccountName, "" when unset.
+	ServiceAccountName string
+	// AutomountToken is spec.template.spec.automountServiceAccountToken, nil when unset.
+	AutomountToken *bool
+	Probes         []Probe           // readiness then liveness, those that are set
+	Annotations    map[string]string // spec.template.metadata.annotations
 }
 
 // EnvVar is one container environment variable: a literal Value, or a key of a ConfigMap or
@@ -54,6 +88,7 @@ type Broker struct {
 	Class         string // eventing.knative.dev/broker.class
 	ExternalTopic string // kafka.eventing.knative.dev/external.topic; empty if the broker owns its topic
 	Delivery      *Delivery
+	Config        *Ref // spec.config: the ConfigMap of a Kafka Broker
 }
 
 // Trigger subscribes a Service to the events of a Broker that match Filter.
@@ -63,6 +98,9 @@ type Trigger struct {
 	Filter     map[string]string // exact match on CloudEvent attributes; empty matches everything
 	Subscriber Destination
 	Delivery   *Delivery // as written; see Manifests.DeliveryFor for the effective spec
+	// DeliveryOrder is the kafka.eventing.knative.dev/delivery.order annotation, "" when unset
+	// (eventing-kafka-broker then delivers unordered).
+	DeliveryOrder string
 }
 
 // PingSource sends Data on a cron Schedule.
@@ -84,6 +122,10 @@ type KafkaSource struct {
 	InitialOffset    string // "earliest" or "latest" (Knative's default)
 	Sink             Destination
 	Delivery         *Delivery
+	// SASLSecrets names the Secrets of spec.net (SASL user, password, type; TLS CA), "" for
+	// those unset; SASL and TLS say whether spec.net enables them.
+	SASL, TLS   bool
+	SASLSecrets []string
 }
 
 // KafkaSink writes the events it receives to a Kafka topic (used here as dead-letter sinks).
@@ -92,6 +134,7 @@ type KafkaSink struct {
 	Topic            string
 	BootstrapServers []string
 	ContentMode      string
+	AuthSecret       string // spec.auth.secret.ref.name, "" when unset
 }
 
 // Destination is a Knative duck Destination: a reference to an addressable, optionally with a
@@ -131,8 +174,11 @@ type Delivery struct {
 	DeadLetterSink *Destination
 }
 
-// Backoff returns the wait before retry n (n = 1 for the first retry): the delay times n for
-// linear, the delay times 2^(n-1) for exponential, so the first retry always waits the delay.
+// Backoff returns the wait before retry n (n = 1 for the first retry) as the Kafka dispatcher of
+// eventing-kafka-broker computes it (data-plane/dispatcher/src/main/java/dev/knative/eventing/
+// kafka/broker/dispatcher/impl/http/WebClientCloudEventSender.java, computeRetryPolicy, applied
+// to retryCounter + 1): the delay times n for linear, the delay times 2^n for exponential, so
+// the first exponential retry waits twice the delay.
 func (d Delivery) Backoff(n int) time.Duration {
 	if n < 1 || d.BackoffDelay <= 0 {
 		return 0
@@ -140,10 +186,13 @@ func (d Delivery) Backoff(n int) time.Duration {
 	if d.BackoffPolicy == BackoffLinear {
 		return d.BackoffDelay * time.Duration(n)
 	}
-	if n > 31 {
-		n = 31 // bounded: more retries than this would wait for decades anyway
+	if n > 30 {
+		n = 30 // bounded: more retries than this would wait for decades anyway
 	}
-	return d.BackoffDelay * time.Duration(1<<(n-1))
+	if d.BackoffDelay > time.Duration(math.MaxInt64>>n) {
+		return time.Duration(math.MaxInt64) // saturate rather than overflow
+	}
+	return d.BackoffDelay * time.Duration(1<<n)
 }
 
 // Service returns the Service named name.

@@ -21,6 +21,8 @@ var SkipReason = map[string]string{
 	"v1/ConfigMap":      "core Kubernetes kind, not a CRD",
 	"v1/Secret":         "core Kubernetes kind, not a CRD",
 	"v1/ServiceAccount": "core Kubernetes kind, not a CRD",
+	// Built into the API server (networking.k8s.io), validated by it, not a CRD.
+	"networking.k8s.io/v1/NetworkPolicy": "built-in Kubernetes kind, not a CRD",
 }
 
 // Schemas validates manifests against CRD schemas, keyed by "apiVersion/Kind".
