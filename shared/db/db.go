@@ -162,6 +162,21 @@ func LatestVersion() (int64, error) {
 // schemaVersionSQL reads the newest applied migration; NULL when none is.
 const schemaVersionSQL = `SELECT max(version_id) FROM goose_db_version WHERE is_applied`
 
+// Version connects to url and returns the newest applied migration (0 when none is) and the
+// newest embedded one, the version this build needs.
+func Version(ctx context.Context, url string) (applied, latest int64, err error) {
+	pool, cfg, err := newPool(ctx, url)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer pool.Close()
+	applied, latest, err = schemaVersion(ctx, pool)
+	if err != nil {
+		return 0, 0, fmt.Errorf("db: read schema version of %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	return applied, latest, nil
+}
+
 // schemaVersion returns the newest applied migration (0 when none is: a database without
 // goose's table has never been migrated, which is no error) and the newest embedded one.
 func schemaVersion(ctx context.Context, pool *pgxpool.Pool) (applied, latest int64, err error) {

@@ -493,3 +493,22 @@ func isCode(err error, code string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == code
 }
+
+// Version (command migrate -check) reads 0 on a database never migrated, then the newest.
+func TestVersion(t *testing.T) {
+	ctx := context.Background()
+	u := emptyDatabase(t)
+	latest, err := db.LatestVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied, l, err := db.Version(ctx, u); err != nil || applied != 0 || l != latest {
+		t.Fatalf("empty: Version = %d, %d, %v; want 0, %d", applied, l, err, latest)
+	}
+	if err := db.Migrate(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if applied, _, err := db.Version(ctx, u); err != nil || applied != latest {
+		t.Fatalf("migrated: Version = %d, %v; want %d", applied, err, latest)
+	}
+}
