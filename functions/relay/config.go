@@ -29,7 +29,8 @@ type Config struct {
 	// standby status updates; a server silent for three intervals is taken as gone.
 	StatusInterval time.Duration
 	// StallAfter (RELAY_STALL_AFTER, default 15s): records waiting this long with no Kafka
-	// acknowledgement mark the relay stalled.
+	// acknowledgement mark the relay stalled, and so does a standby whose latest look at the
+	// slot is this old.
 	StallAfter time.Duration
 	// MaxInFlight (RELAY_MAX_IN_FLIGHT, default 10000) bounds records produced but not yet
 	// acknowledged.

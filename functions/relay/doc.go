@@ -47,8 +47,35 @@
 // retries records without limit. At most RELAY_MAX_IN_FLIGHT records are buffered: beyond
 // that the relay stops reading the stream (PostgreSQL keeps the WAL) but keeps answering the
 // server, so a long Kafka outage does not make the walsender time out. The relay is "stalled"
-// when it has no replication stream or when records are waiting and nothing was acknowledged
-// for RELAY_STALL_AFTER; /readyz fails while stalled.
+// when it has no replication stream and is not a standby (below), or when records are waiting
+// and nothing was acknowledged for RELAY_STALL_AFTER; /readyz fails while stalled.
+//
+// # Rolling upgrades: standby and takeover
+//
+// Only one process can stream from a slot. During a Knative rollout the new revision's pod
+// starts while the old one still streams, and the old one is drained and terminated only
+// once the new one is ready. Were readiness to require the slot, the new pod could never
+// become ready and the rollout would fail. So a relay that finds the slot held by another
+// process (active_pid in pg_replication_slots, or START_REPLICATION failing with 55006 "is
+// active for PID") is a standby, which is a normal state and not a failure: it is ready, reports
+// connect_relay_standby 1, logs that once, counts no reconnect, and tries again every second
+// (not the growing reconnect backoff), so it takes over within about a second of the old
+// process letting go. It stays ready only while it keeps reaching the database: when its latest
+// look at the slot is older than RELAY_STALL_AFTER it is stalled like any relay without a
+// stream. Once streaming, the usual stall rules apply.
+//
+// On SIGTERM the old relay stops reading, waits up to RELAY_DRAIN_TIMEOUT for Kafka to
+// acknowledge what it produced, confirms that position and closes the replication connection,
+// which releases the slot; this happens at once, while the HTTP server drains its probes in
+// parallel. The standby reads the slot's confirmed position after it has acquired the slot (a
+// position read before could be older than what the old relay confirmed on its way out) and
+// replays from there: records of a transaction whose commit the old relay had not read yet
+// come again with the same ids and bytes, nothing is lost. Exclusivity is PostgreSQL's, not
+// the scheduler's: a second replica (a rollout, max-scale above 1, a pod that Kubernetes
+// thinks is gone but is not) only stands by. A relay killed without draining (SIGKILL, node
+// loss) keeps the slot until PostgreSQL's wal_sender_timeout notices; the standby then takes
+// over from the last confirmed position. Both relays run the maintenance loop; its deletes
+// are idempotent.
 //
 // # Outbox retention
 //
@@ -70,6 +97,8 @@
 //   - connect_relay_reconnects_total{target="postgres"|"kafka"}: replication sessions started
 //     again after a failure; failed Kafka broker connection attempts.
 //   - connect_relay_stalled: 1 while stalled, else 0.
+//   - connect_relay_standby: 1 while another process holds the slot and this relay waits to
+//     take it over, else 0.
 //   - connect_relay_invalid_rows_total: rows sent to the dead-letter topic.
 //
 // # Configuration
