@@ -13,7 +13,9 @@ import (
 var passThrough = []string{"PATH", "HOME", "TMPDIR", "TZ", "GOCOVERDIR", "GORACE"}
 
 // localValues are the values this stack gives to the keys of the ConfigMap connect-config and
-// the Secret connect-secrets (infra/knative/10-config.yaml and its README), by key.
+// the Secret connect-secrets (infra/knative/10-config.yaml and its README), by key. The
+// Secrets connect-db-<function> are functionDatabaseURL's; connect-secrets' DATABASE_URL, which
+// Services not yet moved to their own Secret read, stays the owner's URL.
 func (s *Stack) localValues() map[string]string {
 	return map[string]string{
 		"DATABASE_URL":              s.DatabaseURL,
@@ -29,6 +31,21 @@ func (s *Stack) localValues() map[string]string {
 		// here. Its discovery document names the JWKS, so EVENTS_OIDC_JWKS_URL stays unset.
 		"EVENTS_OIDC_ISSUER": s.senderIssuer,
 	}
+}
+
+// FunctionDBSecretPrefix names the Secret each function's Knative Service reads its
+// DATABASE_URL from: "connect-db-" and the function's name (connect-db-catalog, ...), holding
+// the URL of that function's own least-privilege login role (docs/decisions/0004-database-roles.md).
+const FunctionDBSecretPrefix = "connect-db-"
+
+// functionDatabaseURL is the local value of key DATABASE_URL in the Secret connect-db-<fn>:
+// the URL of fn's login role when this stack runs its own cluster (startPostgres made the
+// role), else the one database URL (an external DATABASE_URL: its role is used for all).
+func (s *Stack) functionDatabaseURL(fn string) string {
+	if u, ok := s.functionDB[fn]; ok {
+		return u
+	}
+	return s.DatabaseURL
 }
 
 // functionEnv is the environment of one function: exactly the variables its Knative Service
@@ -53,6 +70,9 @@ func (s *Stack) functionEnv(name string) ([]string, error) {
 			continue
 		}
 		v, ok := values[e.From.Key]
+		if fn, isDB := strings.CutPrefix(e.From.Name, FunctionDBSecretPrefix); isDB && e.From.Kind == "Secret" && e.From.Key == "DATABASE_URL" {
+			v, ok = s.functionDatabaseURL(fn), true
+		}
 		if !ok || v == "" {
 			s.log.Info("setting left unset: no local value", "function", name, "env", e.Name, "from", e.From.Kind+"/"+e.From.Name+"."+e.From.Key)
 			continue

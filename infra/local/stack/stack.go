@@ -3,10 +3,12 @@
 //
 // It starts, each unless an external one is configured: a throwaway PostgreSQL cluster
 // (DATABASE_URL), franz-go's in-process Kafka cluster kfake (KAFKA_BROKERS) and stripe-mock
-// (STRIPE_API_BASE). It applies the migrations, builds every function under functions/ and runs
-// each as its own process on a free port, and serves one front door that routes /v1/... to the
-// functions. Stop (or cancelling the context given to Start) stops every process and removes
-// every temporary directory.
+// (STRIPE_API_BASE). It applies the migrations (as the cluster's owner, as a deployment's
+// migration Job does), creates in its own cluster a login role per function (shared/db
+// CreateLogin) for the Secrets connect-db-<function>, builds every function under functions/
+// and runs each as its own process on a free port, and serves one front door that routes
+// /v1/... to the functions. Stop (or cancelling the context given to Start) stops every
+// process and removes every temporary directory.
 //
 // Defaults follow DESIGN.md section 7: front door 127.0.0.1:8080, Kafka 127.0.0.1:9092,
 // stripe-mock 127.0.0.1:12111. Tests set every address to port 0 to get free ports.
@@ -150,6 +152,10 @@ type Stack struct {
 	idp       *idp.Server
 	m2mID     string
 	m2mSecret string
+
+	// functionDB maps a function to the URL of its least-privilege login role (own cluster
+	// only); see functionDatabaseURL.
+	functionDB map[string]string
 
 	stopIdentity func()
 	manifests    *knative.Manifests // what the dispatcher follows
@@ -306,6 +312,27 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 	}
 	if _, err := db.MigrateWithLog(ctx, s.DatabaseURL, s.log); err != nil {
 		return err
+	}
+	if s.pg == nil {
+		return nil // an external server: its one URL serves every function
+	}
+	// The throwaway cluster trusts local connections, so each function's login role needs no
+	// password: functions connect as their own least-privilege roles, as in a deployment.
+	conn, err := pgx.Connect(ctx, s.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("stack: function roles: %w", err)
+	}
+	defer conn.Close(ctx)
+	s.functionDB = map[string]string{}
+	for _, fn := range db.Functions {
+		if err := db.CreateLogin(ctx, conn, fn, db.LoginRole(fn)); err != nil {
+			return fmt.Errorf("stack: %w", err)
+		}
+		u, err := db.URLAs(s.DatabaseURL, db.LoginRole(fn))
+		if err != nil {
+			return fmt.Errorf("stack: %w", err)
+		}
+		s.functionDB[fn] = u
 	}
 	return nil
 }
