@@ -1,0 +1,422 @@
+package knative
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// This file checks the manifests the way Knative's webhooks and controllers (and
+// eventing-kafka-broker's, and Strimzi's topic operator) would, beyond the CRD schemas:
+// references resolve to served kinds, topics exist, delivery order is decided, probes keep
+// Knative's fast start-up probing, shutdown fits the grace period, every function runs as its
+// own token-less ServiceAccount, and every Kafka client brings credentials. Each Check returns
+// every mistake it finds, joined, each naming the file, object and field.
+
+// APIKinds maps a kind to the apiVersions ("group/version") that serve it.
+type APIKinds map[string][]string
+
+// KindsFromCRDs builds APIKinds from the CustomResourceDefinitions of crdDir (every served
+// version), plus the core v1 kinds manifests refer to (ConfigMap, Secret).
+func KindsFromCRDs(crdDir string) (APIKinds, error) {
+	entries, err := os.ReadDir(crdDir)
+	if err != nil {
+		return nil, fmt.Errorf("knative CRDs: %w", err)
+	}
+	kinds := APIKinds{"ConfigMap": {"v1"}, "Secret": {"v1"}}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".yaml") {
+			continue
+		}
+		data, err := readBounded(filepath.Join(crdDir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		docs, err := SplitDocuments(e.Name(), data)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range docs {
+			var def crd
+			if err := json.Unmarshal(d.JSON, &def); err != nil {
+				return nil, fmt.Errorf("%s: CRD: %v", d.File, err)
+			}
+			if def.Kind != "CustomResourceDefinition" {
+				continue
+			}
+			for _, v := range def.Spec.Versions {
+				if v.Served {
+					k := def.Spec.Names.Kind
+					kinds[k] = append(kinds[k], def.Spec.Group+"/"+v.Name)
+				}
+			}
+		}
+	}
+	return kinds, nil
+}
+
+// CheckRefs checks that every reference (Trigger subscribers, source sinks, dead-letter sinks,
+// a Broker's config) names a kind with an apiVersion that serves it, and an object of these
+// manifests: what the Eventing controllers resolve before an object can become Ready.
+func (m *Manifests) CheckRefs(kinds APIKinds) error {
+	var errs []error
+	check := func(o Object, field string, r *Ref) {
+		if r == nil {
+			return
+		}
+		served, ok := kinds[r.Kind]
+		if !ok {
+			errs = append(errs, fieldError(o, field+".kind", "no CRD defines kind %q", r.Kind))
+			return
+		}
+		if !slices.Contains(served, r.APIVersion) {
+			errs = append(errs, fieldError(o, field+".apiVersion", "%s is served as %s, not %q", r.Kind, strings.Join(served, " or "), r.APIVersion))
+			return
+		}
+		if !m.defines(r) {
+			errs = append(errs, fieldError(o, field+".name", "no %s %q in namespace %q", r.Kind, r.Name, r.Namespace))
+		}
+	}
+	dest := func(o Object, field string, d *Destination) {
+		if d != nil {
+			check(o, field+".ref", d.Ref)
+		}
+	}
+	delivery := func(o Object, field string, d *Delivery) {
+		if d != nil {
+			dest(o, field+".deadLetterSink", d.DeadLetterSink)
+		}
+	}
+	for _, b := range m.Brokers {
+		check(b.Object, "spec.config", b.Config)
+		delivery(b.Object, "spec.delivery", b.Delivery)
+	}
+	for _, t := range m.Triggers {
+		dest(t.Object, "spec.subscriber", &t.Subscriber)
+		delivery(t.Object, "spec.delivery", t.Delivery)
+	}
+	for _, p := range m.PingSources {
+		dest(p.Object, "spec.sink", &p.Sink)
+	}
+	for _, k := range m.KafkaSources {
+		dest(k.Object, "spec.sink", &k.Sink)
+		delivery(k.Object, "spec.delivery", k.Delivery)
+	}
+	return errors.Join(errs...)
+}
+
+// defines reports whether the manifests hold the object r names.
+func (m *Manifests) defines(r *Ref) bool {
+	var objs []Object
+	switch r.Kind {
+	case "Service":
+		for _, s := range m.Services {
+			objs = append(objs, s.Object)
+		}
+	case "KafkaSink":
+		for _, s := range m.KafkaSinks {
+			objs = append(objs, s.Object)
+		}
+	case "Broker":
+		for _, b := range m.Brokers {
+			objs = append(objs, b.Object)
+		}
+	case "ConfigMap":
+		for _, c := range m.ConfigMaps {
+			objs = append(objs, c.Object)
+		}
+	}
+	return slices.ContainsFunc(objs, func(o Object) bool { return o.Name == r.Name && o.Namespace == r.Namespace })
+}
+
+// TopicUse is a Kafka topic a manifest uses, and who uses it.
+type TopicUse struct {
+	Topic string
+	By    string // "<file>: <Kind> <name> <field>"
+}
+
+// TopicsUsed returns the topics of the manifests: Broker external topics, KafkaSink topics and
+// KafkaSource topics.
+func (m *Manifests) TopicsUsed() []TopicUse {
+	var out []TopicUse
+	by := func(o Object, field string) string { return fmt.Sprintf("%s: %s %q %s", o.File, o.Kind, o.Name, field) }
+	for _, b := range m.Brokers {
+		if b.ExternalTopic != "" {
+			out = append(out, TopicUse{b.ExternalTopic, by(b.Object, "metadata.annotations["+AnnotationExternalTopic+"]")})
+		}
+	}
+	for _, s := range m.KafkaSinks {
+		out = append(out, TopicUse{s.Topic, by(s.Object, "spec.topic")})
+	}
+	for _, k := range m.KafkaSources {
+		for i, t := range k.Topics {
+			out = append(out, TopicUse{t, by(k.Object, fmt.Sprintf("spec.topics[%d]", i))})
+		}
+	}
+	return out
+}
+
+// CheckTopics checks that every topic used is declared by a KafkaTopic of k.
+func CheckTopics(k *Kafka, uses []TopicUse) error {
+	var errs []error
+	for _, u := range uses {
+		if _, ok := k.Topic(u.Topic); !ok {
+			errs = append(errs, fmt.Errorf("%s: topic %q is not declared in infra/kafka (a KafkaTopic with spec.topicName %q)", u.By, u.Topic, u.Topic))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Delivery orders of the Kafka Broker (AnnotationDeliveryOrder).
+const (
+	Ordered   = "ordered"
+	Unordered = "unordered"
+)
+
+// DeliveryOrders is the decided delivery order of each platform event type a Trigger filters
+// on; the reason for each is written beside the Trigger (infra/knative/40-triggers.yaml and
+// infra/knative-pending). Events of one key are delivered in order only by an ordered Trigger.
+var DeliveryOrders = map[string]string{
+	"com.myscrollr.connect.install.completed":      Ordered,   // an integration's lifecycle, in commit order
+	"com.myscrollr.connect.install.revoked":        Ordered,   // same
+	"com.myscrollr.connect.developer.role.changed": Ordered,   // last change must win
+	"com.myscrollr.connect.user.deleted":           Unordered, // terminal and idempotent
+	"com.myscrollr.connect.subscription.ended":     Unordered, // terminal per subscription, idempotent
+	"com.myscrollr.connect.payment.succeeded":      Unordered, // each payment stands alone, idempotent
+}
+
+// CheckDeliveryOrder checks that each Trigger sets a valid delivery order (anything else makes
+// eventing-kafka-broker's Trigger reconciler fail: deliveryOrderFromString) and the one decided
+// in orders for the type it filters on; a Trigger on a type with no decision is an error, so
+// each new Trigger gets one.
+func (m *Manifests) CheckDeliveryOrder(orders map[string]string) error {
+	var errs []error
+	for _, t := range m.Triggers {
+		field := "metadata.annotations[" + AnnotationDeliveryOrder + "]"
+		if t.DeliveryOrder != Ordered && t.DeliveryOrder != Unordered {
+			errs = append(errs, fieldError(t.Object, field, "must be %s or %s (unset means unordered: say so), got %q", Ordered, Unordered, t.DeliveryOrder))
+			continue
+		}
+		typ := t.Filter["type"]
+		want, ok := orders[typ]
+		switch {
+		case !ok:
+			errs = append(errs, fieldError(t.Object, "spec.filter.attributes.type", "no delivery order decided for type %q: decide it (knative.DeliveryOrders) and write the reason beside the Trigger", typ))
+		case t.DeliveryOrder != want:
+			errs = append(errs, fieldError(t.Object, field, "events of type %s must be delivered %s, got %s", typ, want, t.DeliveryOrder))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckProbes checks that no probe sets periodSeconds, so queue-proxy probes readiness
+// aggressively at start-up (knative/serving pkg/queue/readiness/probe.go), and that a readiness
+// probe without a period sets neither failureThreshold nor timeoutSeconds, which Serving's
+// webhook refuses (pkg/apis/serving/k8s_validation.go validateReadinessProbe).
+func (m *Manifests) CheckProbes() error {
+	var errs []error
+	for _, s := range m.Services {
+		for _, p := range s.Probes {
+			field := "spec.template.spec.containers[0]." + p.Kind + "Probe"
+			if p.PeriodSeconds != 0 {
+				errs = append(errs, fieldError(s.Object, field+".periodSeconds", "must be unset: a period turns off Knative's fast start-up probing"))
+			}
+			if p.Kind == "readiness" && p.PeriodSeconds == 0 && (p.FailureThreshold != 0 || p.TimeoutSeconds != 0) {
+				errs = append(errs, fieldError(s.Object, field, "failureThreshold and timeoutSeconds are refused when periodSeconds is zero"))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown timing (see infra/knative/20-services.yaml for the sources).
+const (
+	// QueueProxyDrain is how long queue-proxy's preStop drain holds the function's SIGTERM at
+	// least (knative/serving pkg/queue/sharedmain/main.go drainSleepDuration).
+	QueueProxyDrain = 30 * time.Second
+	// DefaultRevisionTimeout is Serving's revision-timeout-seconds default (config-defaults),
+	// the grace period of a Service without timeoutSeconds.
+	DefaultRevisionTimeout = 300 * time.Second
+	// runtimeDrainDefault is shared/runtime's default DRAIN_TIMEOUT and SHUTDOWN_TIMEOUT.
+	runtimeDrainDefault = 30 * time.Second
+)
+
+// ShutdownBudget is the longest a Service's pod may take to stop after Kubernetes asks it to:
+// QueueProxyDrain + DRAIN_TIMEOUT + 2 x SHUTDOWN_TIMEOUT (shared/runtime: the drain's hard stop
+// is quiet+limit, then http.Server.Shutdown gets the limit again) + every other
+// *_DRAIN_TIMEOUT the function declares (the relay's wait for Kafka acknowledgements). Settings
+// must be literal Go durations; unset ones count at the runtime's default.
+func (s Service) ShutdownBudget() (time.Duration, error) {
+	drain, shutdown, extra := runtimeDrainDefault, runtimeDrainDefault, time.Duration(0)
+	for i, e := range s.Env {
+		if e.Name != "DRAIN_TIMEOUT" && e.Name != "SHUTDOWN_TIMEOUT" && !strings.HasSuffix(e.Name, "_DRAIN_TIMEOUT") {
+			continue
+		}
+		field := fmt.Sprintf("spec.template.spec.containers[0].env[%d]", i)
+		if e.From != nil {
+			return 0, fieldError(s.Object, field, "%s must be a literal value so its shutdown time can be checked", e.Name)
+		}
+		d, err := time.ParseDuration(e.Value)
+		if err != nil || d < 0 {
+			return 0, fieldError(s.Object, field+".value", "%s: want a non-negative Go duration, got %q", e.Name, e.Value)
+		}
+		switch e.Name {
+		case "DRAIN_TIMEOUT":
+			drain = d
+		case "SHUTDOWN_TIMEOUT":
+			shutdown = d
+		default:
+			extra += d
+		}
+	}
+	return QueueProxyDrain + drain + 2*shutdown + extra, nil
+}
+
+// CheckDrain checks that every Service stops inside its grace period: Knative sets
+// terminationGracePeriodSeconds to timeoutSeconds (knative/serving
+// pkg/reconciler/revision/resources/deploy.go BuildPodSpec), so ShutdownBudget must be less.
+func (m *Manifests) CheckDrain() error {
+	var errs []error
+	for _, s := range m.Services {
+		budget, err := s.ShutdownBudget()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		grace := DefaultRevisionTimeout
+		if s.TimeoutSeconds > 0 {
+			grace = time.Duration(s.TimeoutSeconds) * time.Second
+		}
+		if budget >= grace {
+			errs = append(errs, fieldError(s.Object, "spec.template.spec.timeoutSeconds",
+				"shutdown may take %v (queue-proxy %v + DRAIN_TIMEOUT + 2 x SHUTDOWN_TIMEOUT + other drains), not less than the grace period %v: the pod would be killed mid-drain",
+				budget, QueueProxyDrain, grace))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckAccess checks that every Service runs as its own ServiceAccount of these manifests,
+// with automountServiceAccountToken false on both the ServiceAccount and the pod spec, and that
+// a NetworkPolicy guards the namespace of every Service.
+func (m *Manifests) CheckAccess() error {
+	var errs []error
+	usedBy := map[string]string{}
+	for _, s := range m.Services {
+		field := "spec.template.spec."
+		if s.AutomountToken == nil || *s.AutomountToken {
+			errs = append(errs, fieldError(s.Object, field+"automountServiceAccountToken", "must be false: no function talks to the Kubernetes API"))
+		}
+		if s.ServiceAccountName == "" {
+			errs = append(errs, fieldError(s.Object, field+"serviceAccountName", "required: each function runs as its own ServiceAccount"))
+		} else {
+			if other, dup := usedBy[s.ServiceAccountName]; dup {
+				errs = append(errs, fieldError(s.Object, field+"serviceAccountName", "%q is also used by Service %q: one ServiceAccount per function", s.ServiceAccountName, other))
+			}
+			usedBy[s.ServiceAccountName] = s.Name
+			i := slices.IndexFunc(m.ServiceAccounts, func(a ServiceAccount) bool {
+				return a.Name == s.ServiceAccountName && a.Namespace == s.Namespace
+			})
+			switch {
+			case i < 0:
+				errs = append(errs, fieldError(s.Object, field+"serviceAccountName", "no ServiceAccount %q in namespace %q", s.ServiceAccountName, s.Namespace))
+			case m.ServiceAccounts[i].AutomountToken == nil || *m.ServiceAccounts[i].AutomountToken:
+				errs = append(errs, fieldError(m.ServiceAccounts[i].Object, "automountServiceAccountToken", "must be false"))
+			}
+		}
+		if !slices.ContainsFunc(m.NetworkPolicies, func(o Object) bool { return o.Namespace == s.Namespace }) {
+			errs = append(errs, fieldError(s.Object, "metadata.namespace", "no NetworkPolicy in namespace %q: anything in the cluster could reach the function", s.Namespace))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckKafkaAuth checks that every Kafka client of the manifests brings credentials: a Kafka
+// Broker's config names a Secret (auth.secret.ref.name, eventing-kafka-broker
+// control-plane/pkg/security/config.go), every KafkaSink has spec.auth.secret.ref, every
+// KafkaSource enables SASL and TLS in spec.net with a Secret for each key.
+func (m *Manifests) CheckKafkaAuth() error {
+	var errs []error
+	for _, b := range m.Brokers {
+		if b.Class != "Kafka" {
+			continue
+		}
+		if b.Config == nil {
+			errs = append(errs, fieldError(b.Object, "spec.config", "a Kafka Broker needs its config ConfigMap"))
+			continue
+		}
+		i := slices.IndexFunc(m.ConfigMaps, func(c ConfigMap) bool { return c.Name == b.Config.Name && c.Namespace == b.Config.Namespace })
+		if i < 0 {
+			continue // reported by CheckRefs
+		}
+		if m.ConfigMaps[i].Data["auth.secret.ref.name"] == "" {
+			errs = append(errs, fieldError(m.ConfigMaps[i].Object, "data[auth.secret.ref.name]", "the Broker's Kafka credentials: required"))
+		}
+	}
+	for _, s := range m.KafkaSinks {
+		if s.AuthSecret == "" {
+			errs = append(errs, fieldError(s.Object, "spec.auth.secret.ref.name", "required: the sink's Kafka credentials"))
+		}
+	}
+	for _, k := range m.KafkaSources {
+		if !k.SASL || !k.TLS || len(k.SASLSecrets) != 4 || slices.Contains(k.SASLSecrets, "") {
+			errs = append(errs, fieldError(k.Object, "spec.net", "sasl and tls must be enabled with user, password, type and caCert from a Secret"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Names of eventing-kafka-broker's data-plane configuration (control-plane/config/
+// eventing-kafka-broker/200-controller/500-controller.yaml; control-plane/pkg/reconciler/
+// broker/broker.go ConsumerConfigKey).
+const (
+	DataPlaneConfigMap      = "config-kafka-broker-data-plane"
+	DataPlaneNamespace      = "knative-eventing"
+	DataPlaneConsumerConfig = "config-kafka-broker-consumer.properties"
+	consumerAutoOffsetReset = "auto.offset.reset"
+	consumerOffsetEarliest  = "earliest"
+)
+
+// CheckEarliestOffset checks that the manifests ship the Kafka Broker's data-plane ConfigMap
+// with auto.offset.reset=earliest in its consumer properties: how a Trigger's new consumer
+// group starts (control-plane/pkg/kafka/data_plane_config.go IsOffsetLatest, latest when the
+// key or the property is missing).
+func (m *Manifests) CheckEarliestOffset() error {
+	i := slices.IndexFunc(m.ConfigMaps, func(c ConfigMap) bool { return c.Name == DataPlaneConfigMap && c.Namespace == DataPlaneNamespace })
+	if i < 0 {
+		return fmt.Errorf("no ConfigMap %s/%s: Triggers would start at the latest offset and miss every event written before they first consume", DataPlaneNamespace, DataPlaneConfigMap)
+	}
+	c := m.ConfigMaps[i]
+	v, ok := properties(c.Data[DataPlaneConsumerConfig])[consumerAutoOffsetReset]
+	if !ok || v != consumerOffsetEarliest {
+		return fieldError(c.Object, "data["+DataPlaneConsumerConfig+"]", "%s must be %s, got %q", consumerAutoOffsetReset, consumerOffsetEarliest, v)
+	}
+	return nil
+}
+
+// properties parses Java properties text as far as key=value and key: value lines go (comments
+// with # or !, surrounding blanks trimmed); the last value of a key wins, as in Java.
+func properties(text string) map[string]string {
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader([]byte(text)))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' || line[0] == '!' {
+			continue
+		}
+		i := strings.IndexAny(line, "=:")
+		if i < 0 {
+			out[line] = ""
+			continue
+		}
+		out[strings.TrimSpace(line[:i])] = strings.TrimSpace(line[i+1:])
+	}
+	return out
+}
