@@ -120,10 +120,10 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		}
 		if errors.Is(err, errSlotActive) {
-			// Not a failure: another relay (the old revision during a rollout) holds the slot.
+			// Not a failure: another process (the old revision during a rollout) holds the slot.
 			// Stay ready and try again soon, so the takeover follows its exit closely.
 			if r.standbyAt.Swap(r.now().UnixNano()) == 0 {
-				r.log.Info("replication slot held by another relay; standing by", slog.String("slot", r.cfg.Slot),
+				r.log.Info("replication slot held by another process; standing by", slog.String("slot", r.cfg.Slot),
 					slog.String("reason", err.Error()), slog.Duration("retry", standbyRetry))
 			}
 			backoff = backoffMin
