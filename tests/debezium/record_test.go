@@ -348,6 +348,22 @@ func TestDebeziumRecordDecodesLikeTheRelays(t *testing.T) {
 			},
 			rejected: "subject",
 		},
+		{
+			// outbox.Write stores datacontenttype '' for an event without data; the relay
+			// sends application/json, Debezium an empty content-type, which is no media type.
+			// (Every platform event has data: outbox.Write requires it.)
+			name: "an event without data is refused",
+			event: func(t *testing.T) outbox.Event {
+				ce := cloudevents.NewEvent()
+				ce.SetID("2f7d9c3a-8b0e-4a4f-9c6d-7e8f9a0b1c23")
+				ce.SetSource(events.Source("test"))
+				ce.SetType("com.myscrollr.connect.test.ping")
+				ce.SetTime(sixDigits)
+				ce.SetSubject("ping")
+				return outbox.Event{AggregateType: "test", AggregateID: "ping", CloudEvent: ce}
+			},
+			rejected: "datacontenttype",
+		},
 	}
 
 	for _, tc := range cases {
