@@ -15,8 +15,12 @@ BENCHOUT  ?= bench/results
 dev:
 	$(GO) run ./infra/local/cmd/connect-dev
 
+# Knative images leave the Lambda adapter out (shared/runtime/doc.go).
+BUILDFLAGS ?= -trimpath -ldflags=-s -tags=nolambda
+
 test:
 	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test $(TESTFLAGS) ./...); done
+	@echo "== shared (-tags nolambda)"; cd shared && $(GO) test $(TESTFLAGS) -tags nolambda ./runtime/
 
 test-short:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -short $(TESTFLAGS) ./...); done
@@ -24,12 +28,12 @@ test-short:
 bench:
 	@mkdir -p $(BENCHOUT)
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -skip 'BenchmarkRelay' -benchmem -benchtime $(BENCHTIME) ./...); done | tee $(BENCHOUT)/go-bench.txt
-	$(GO) run ./tests/coldstart/cmd/coldstart -fn github.com/myscrollr/connect/functions/catalog -pg -n 20 -out $(BENCHOUT)/coldstart.json
+	$(GO) run ./tests/coldstart/cmd/coldstart -fn github.com/myscrollr/connect/functions/catalog -pg -n 20 -buildflags "$(BUILDFLAGS)" -out $(BENCHOUT)/coldstart.json
 	cd functions && $(GO) test -run '^$$' -bench 'BenchmarkRelay' -benchtime 20000x ./relay/ | tee ../$(BENCHOUT)/relay.txt
 
 build:
 	@mkdir -p bin
-	@set -e; for f in $(FUNCTION_NAMES); do echo "bin/$$f"; $(GO) build -trimpath -o bin/$$f ./functions/$$f; done
+	@set -e; for f in $(FUNCTION_NAMES); do echo "bin/$$f"; $(GO) build $(BUILDFLAGS) -o bin/$$f ./functions/$$f; done
 
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

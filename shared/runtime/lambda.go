@@ -1,3 +1,5 @@
+//go:build !nolambda
+
 package runtime
 
 import (

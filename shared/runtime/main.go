@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"knative.dev/pkg/signals"
 
 	"github.com/myscrollr/connect/shared/logging"
@@ -131,12 +130,11 @@ func run(ctx context.Context, name string, getenv func(string) string, out io.Wr
 		}
 	}
 	if cfg.Lambda {
-		h := LambdaHandler(fn, d)
-		opts := []lambda.Option{lambda.WithContext(ctx)}
-		if fn.Close != nil {
-			opts = append(opts, lambda.WithEnableSIGTERM(func() { _ = fn.Close() }))
+		if err := startLambda(ctx, fn, d); err != nil { // returns only on error
+			log.Error("cannot serve on AWS Lambda", slog.Any("error", err))
+			closeFn(fn)
+			return 1
 		}
-		lambda.StartWithOptions(h, opts...) // does not return
 		return 0
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))

@@ -25,7 +25,8 @@ func buildFunctions(ctx context.Context, root, binDir string, names []string, lo
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return err
 	}
-	args := []string{"build", "-o", binDir + string(filepath.Separator)}
+	// The Knative build (shared/runtime/doc.go): no Lambda adapter.
+	args := []string{"build", "-tags", "nolambda", "-o", binDir + string(filepath.Separator)}
 	for _, n := range names {
 		args = append(args, "./functions/"+n)
 	}
