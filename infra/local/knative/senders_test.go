@@ -58,3 +58,18 @@ func TestCheckSendersFindsMistakes(t *testing.T) {
 		t.Fatalf("CheckClusterLocal = %v; want the public Service named", err)
 	}
 }
+
+// TestPendingManifestsAuthenticateSenders holds infra/knative-pending to the same sender
+// identity rules, so the manifests capability work copies are already correct.
+func TestPendingManifestsAuthenticateSenders(t *testing.T) {
+	m, err := Load(manifestDir, pendingDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CheckSenders(); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckClusterLocal(pendingDir); err != nil {
+		t.Fatal(err)
+	}
+}

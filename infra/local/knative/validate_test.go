@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 const (
@@ -313,5 +315,47 @@ func TestServiceEnvIsRead(t *testing.T) {
 				t.Errorf("Service %q sets %s, which neither functions/%s nor shared/runtime reads: remove it", s.Name, e.Name, s.Name)
 			}
 		}
+	}
+}
+
+// TestSkaffoldDependenciesAndOrder checks that every artifact is rebuilt when the module graph
+// changes (every go.mod and go.sum, go.work, go.work.sum: the build runs in workspace mode) and
+// that infra/kafka (topics and users) is applied before infra/knative.
+func TestSkaffoldDependenciesAndOrder(t *testing.T) {
+	data, err := os.ReadFile(skaffoldFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Build struct {
+			Artifacts []struct {
+				Image string `json:"image"`
+				Ko    struct {
+					Dependencies struct {
+						Paths []string `json:"paths"`
+					} `json:"dependencies"`
+				} `json:"ko"`
+			} `json:"artifacts"`
+		} `json:"build"`
+		Manifests struct {
+			RawYaml []string `json:"rawYaml"`
+		} `json:"manifests"`
+	}
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Build.Artifacts) == 0 {
+		t.Fatal("no artifacts")
+	}
+	for _, a := range cfg.Build.Artifacts {
+		fn := strings.TrimPrefix(a.Image, "ko://github.com/myscrollr/connect/")
+		for _, want := range []string{fn + "/**", "shared/**", "events/**", "schemas/**", "go.work", "go.work.sum", "**/go.mod", "**/go.sum"} {
+			if !slices.Contains(a.Ko.Dependencies.Paths, want) {
+				t.Errorf("%s: dependencies lack %s", a.Image, want)
+			}
+		}
+	}
+	if got := cfg.Manifests.RawYaml; !slices.Equal(got, []string{"infra/kafka/*.yaml", "infra/knative/*.yaml"}) {
+		t.Errorf("rawYaml = %v, want infra/kafka before infra/knative", got)
 	}
 }

@@ -1,0 +1,198 @@
+package knative
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const secretsDir = "../../secrets" // README.md and create.sh
+
+// secretKeys returns "secret/key" for every Secret key the manifests reference: Service env,
+// the Kafka Broker's config, KafkaSinks and KafkaSources.
+func secretKeys(m *Manifests) []string {
+	kafkaKeys := []string{"protocol", "sasl.mechanism", "user", "password", "ca.crt"}
+	var out []string
+	for _, s := range m.Services {
+		for _, e := range s.Env {
+			if e.From != nil && e.From.Kind == "Secret" {
+				out = append(out, e.From.Name+"/"+e.From.Key)
+			}
+		}
+	}
+	kafka := func(secret string) {
+		for _, k := range kafkaKeys {
+			out = append(out, secret+"/"+k)
+		}
+	}
+	for _, b := range m.Brokers {
+		if b.Config == nil {
+			continue
+		}
+		for _, c := range m.ConfigMaps {
+			if c.Name == b.Config.Name && c.Data["auth.secret.ref.name"] != "" {
+				kafka(c.Data["auth.secret.ref.name"])
+			}
+		}
+	}
+	for _, s := range m.KafkaSinks {
+		kafka(s.AuthSecret)
+	}
+	for _, k := range m.KafkaSources {
+		if len(k.SASLSecrets) > 0 {
+			kafka(k.SASLSecrets[0])
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// TestSecretsListed checks that infra/secrets/README.md names every Secret and key the
+// manifests (deployed and pending) reference, in one table row each.
+func TestSecretsListed(t *testing.T) {
+	m, err := Load(manifestDir, pendingDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(secretsDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(string(readme), "\n")
+	keys := secretKeys(m)
+	if len(keys) < 10 {
+		t.Fatalf("only %d secret keys found: %v", len(keys), keys)
+	}
+	for _, sk := range keys {
+		secret, key, _ := strings.Cut(sk, "/")
+		listed := slices.ContainsFunc(rows, func(r string) bool {
+			if !strings.HasPrefix(r, "| ") || !strings.Contains(r, "`"+key+"`") {
+				return false
+			}
+			if strings.HasPrefix(secret, "connect-db-") {
+				return strings.Contains(r, "`"+secret+"`") || (strings.Contains(r, "`connect-db-<function>`") && strings.Contains(r, strings.TrimPrefix(secret, "connect-db-")))
+			}
+			return strings.Contains(r, "`"+secret+"`") || (strings.Contains(r, "same") && strings.Contains(r, "`"+secret+"`"))
+		})
+		kafkaSame := slices.ContainsFunc(rows, func(r string) bool {
+			return strings.HasPrefix(r, "| `"+secret+"` | same |")
+		})
+		if !listed && !kafkaSame {
+			t.Errorf("Secret %s key %s is referenced by the manifests but not listed in infra/secrets/README.md", secret, key)
+		}
+	}
+}
+
+// fakeKubectl writes a kubectl that logs what it is asked to do: for "create secret generic"
+// the Secret name and the keys and contents of its --from-file files; for "get secret" (the
+// Strimzi Secrets) a fixed value; "apply" reads its input.
+func fakeKubectl(t *testing.T) (binDir, logFile string) {
+	t.Helper()
+	binDir = t.TempDir()
+	logFile = filepath.Join(binDir, "log")
+	script := `#!/usr/bin/env bash
+set -eu
+log="` + logFile + `"
+args=("$@")
+case " $* " in
+*" create secret generic "*)
+	name=""
+	for i in "${!args[@]}"; do
+		if [ "${args[$i]}" = generic ]; then name="${args[$((i+1))]}"; fi
+	done
+	for a in "$@"; do
+		case "$a" in
+		--from-file=*) kv="${a#--from-file=}"; printf 'SECRET %s %s=%s\n' "$name" "${kv%%=*}" "$(cat "${kv#*=}")" >>"$log" ;;
+		esac
+	done
+	echo "kind: Secret" ;;
+*" get secret "*) printf 'strimzi-value' ;;
+*" apply "*) cat >/dev/null ;;
+*) echo "unexpected kubectl $*" >&2; exit 9 ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(binDir, "kubectl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return binDir, logFile
+}
+
+func TestCreateSecretsScript(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Fatal("bash is required to test infra/secrets/create.sh")
+	}
+	m, err := Load(manifestDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs(filepath.Join(secretsDir, "create.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const marker = "s3cr3t-value-"
+	values := map[string]string{
+		"DATABASE_URL_CATALOG": marker + "1", "DATABASE_URL_UNINSTALL": marker + "2",
+		"DATABASE_URL_LOGTO_WEBHOOK": marker + "3", "DATABASE_URL_RELAY": marker + "4",
+		"LOGTO_M2M_APP_ID": marker + "5", "LOGTO_M2M_APP_SECRET": marker + "6",
+	}
+	run := func(t *testing.T, file string, extra ...string) (string, string, error) {
+		bin, log := fakeKubectl(t)
+		env := []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+		for k, v := range values {
+			env = append(env, k+"="+v)
+		}
+		args := []string{script}
+		if file != "" {
+			args = append(args, "-f", file)
+		}
+		cmd := exec.Command("bash", args...)
+		cmd.Env = append(env, extra...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		logged, _ := os.ReadFile(log)
+		return out.String(), string(logged), err
+	}
+
+	t.Run("missing value", func(t *testing.T) {
+		out, logged, err := run(t, "")
+		if err == nil || !strings.Contains(out, "LOGTO_WEBHOOK_SIGNING_KEY (Secret connect-secrets key LOGTO_WEBHOOK_SIGNING_KEY)") || logged != "" {
+			t.Fatalf("err %v, output %q, kubectl log %q: want a failure naming the variable and nothing written", err, out, logged)
+		}
+	})
+
+	t.Run("every referenced key", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "values.env")
+		if err := os.WriteFile(file, []byte("# comment\nLOGTO_WEBHOOK_SIGNING_KEY="+marker+"7\nLOGTO_M2M_APP_ID=overridden\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, logged, err := run(t, file)
+		if err != nil {
+			t.Fatalf("create.sh: %v\n%s", err, out)
+		}
+		if strings.Contains(out, marker) || strings.Contains(out, "strimzi-value") {
+			t.Fatalf("create.sh printed a value:\n%s", out)
+		}
+		for _, sk := range secretKeys(m) {
+			secret, key, _ := strings.Cut(sk, "/")
+			if !strings.Contains(logged, "SECRET "+secret+" "+key+"=") {
+				t.Errorf("create.sh does not write Secret %s key %s", secret, key)
+			}
+		}
+		for _, want := range []string{
+			"SECRET connect-db-relay DATABASE_URL=" + marker + "4\n",
+			"SECRET connect-secrets LOGTO_M2M_APP_ID=" + marker + "5\n", // the environment wins
+			"SECRET connect-secrets LOGTO_WEBHOOK_SIGNING_KEY=" + marker + "7\n",
+			"SECRET connect-kafka-broker password=strimzi-value\n",
+			"SECRET connect-kafka-sinks user=connect-sinks\n",
+		} {
+			if !strings.Contains(logged, want) {
+				t.Errorf("kubectl log lacks %q:\n%s", want, logged)
+			}
+		}
+	})
+}
