@@ -9,7 +9,8 @@
 // # Retention
 //
 // A claim only has to outlive every redelivery of its event. Knative retries a delivery for
-// minutes (the longest delivery spec in infra/knative: 9 retries from 1 s, about 8.5 minutes),
+// minutes (the longest delivery spec in infra/knative: 9 retries waiting 2 s .. 512 s, the
+// Kafka dispatcher's first retry waiting twice the 1 s backoffDelay, about 17 minutes),
 // Logto retries a webhook 3 times, and a dead letter may be replayed by an operator later.
 // Claims older than DefaultRetention (7 days) are deleted by Prune; an event redelivered or
 // replayed after that is processed again, so dead letters must be replayed within the
