@@ -21,6 +21,32 @@ type Config struct {
 	DatabaseURL string
 	// KafkaBrokers (KAFKA_BROKERS, required) are the seed brokers, host:port, comma-separated.
 	KafkaBrokers []string
+	// KafkaSASLMechanism (KAFKA_SASL_MECHANISM: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN; empty,
+	// the default, for no authentication) is how the relay authenticates to Kafka. PLAIN sends
+	// the password in clear, so it needs KafkaTLS (or KafkaSASLAllowPlaintext); SCRAM never
+	// sends the password and is accepted without TLS.
+	KafkaSASLMechanism string
+	// KafkaSASLUsername (KAFKA_SASL_USERNAME, required with a mechanism) is the Kafka user, e.g.
+	// the Strimzi KafkaUser connect-relay.
+	KafkaSASLUsername string
+	// KafkaSASLPassword (KAFKA_SASL_PASSWORD, required with a mechanism) is the user's
+	// password. It is a Secret: a Config printed or logged shows "[redacted]" in its place.
+	KafkaSASLPassword Secret
+	// KafkaSASLAllowPlaintext (KAFKA_SASL_ALLOW_PLAINTEXT, default false) lets PLAIN run
+	// without TLS: for a local test cluster only.
+	KafkaSASLAllowPlaintext bool
+	// KafkaTLS (KAFKA_TLS, true or false; default false, true when KAFKA_TLS_CA_FILE is set)
+	// dials the brokers over TLS 1.2 or later.
+	KafkaTLS bool
+	// KafkaTLSCAFile (KAFKA_TLS_CA_FILE, optional) is a PEM bundle of the CA certificates that
+	// may sign the brokers' certificates. It replaces the system roots rather than adding to
+	// them: the brokers of a Strimzi cluster are signed by the cluster's own self-signed CA,
+	// and nothing else should be trusted to vouch for them. Unset, the system roots are used
+	// (a managed Kafka with publicly signed certificates). Read once, at start.
+	KafkaTLSCAFile string
+	// KafkaTLSServerName (KAFKA_TLS_SERVER_NAME, optional) is the name the brokers'
+	// certificates are checked against; unset, each broker's host as dialed.
+	KafkaTLSServerName string
 	// Slot (RELAY_SLOT, default connect_relay) is the logical replication slot.
 	Slot string
 	// Publication (RELAY_PUBLICATION, default connect_outbox) is the publication on the outbox.
@@ -78,6 +104,30 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			if b = strings.TrimSpace(b); b != "" {
 				c.KafkaBrokers = append(c.KafkaBrokers, b)
 			}
+		}
+	}
+	c.KafkaSASLMechanism = strings.TrimSpace(getenv("KAFKA_SASL_MECHANISM"))
+	c.KafkaSASLUsername = strings.TrimSpace(getenv("KAFKA_SASL_USERNAME"))
+	c.KafkaSASLPassword = Secret(getenv("KAFKA_SASL_PASSWORD")) // as given: spaces may be part of it
+	c.KafkaTLSCAFile = strings.TrimSpace(getenv("KAFKA_TLS_CA_FILE"))
+	c.KafkaTLSServerName = strings.TrimSpace(getenv("KAFKA_TLS_SERVER_NAME"))
+	c.KafkaTLS = c.KafkaTLSCAFile != ""
+	bools := []struct {
+		env string
+		dst *bool
+	}{
+		{"KAFKA_TLS", &c.KafkaTLS},
+		{"KAFKA_SASL_ALLOW_PLAINTEXT", &c.KafkaSASLAllowPlaintext},
+	}
+	for _, b := range bools {
+		switch v := strings.TrimSpace(getenv(b.env)); v {
+		case "":
+		case "true":
+			*b.dst = true
+		case "false":
+			*b.dst = false
+		default:
+			errs = append(errs, fmt.Errorf("%s: %q is not true or false", b.env, v))
 		}
 	}
 	if v := getenv("RELAY_SLOT"); v != "" {
@@ -145,6 +195,7 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("KAFKA_BROKERS: %q has no valid port", b))
 		}
 	}
+	errs = c.validateKafkaAuth(errs)
 	if !identRE.MatchString(c.Slot) {
 		errs = append(errs, fmt.Errorf("RELAY_SLOT: %q must be 1-63 lower-case letters, digits or _, not starting with a digit", c.Slot))
 	}

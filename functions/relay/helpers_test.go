@@ -177,8 +177,15 @@ type collector struct {
 
 func collect(t testing.TB, brokers []string, topics ...string) *collector {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	return collectWith(t, nil, brokers, topics...)
+}
+
+// collectWith is collect with extra client options (credentials, TLS).
+func collectWith(t testing.TB, opts []kgo.Opt, brokers []string, topics ...string) *collector {
+	t.Helper()
+	opts = append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100 * time.Millisecond)}, opts...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,9 @@ type Relay struct {
 	log     *slog.Logger
 	now     func() time.Time
 	m       metrics
+	kauth   []kgo.Opt // SASL and TLS (kafkaAuthOpts)
 	kopts   []kgo.Opt
+	kfail   connFailures // failed Kafka connection attempts, for the log
 	onAck   func(commit, acked time.Time)
 	replCfg *pgconn.Config
 	sqlCfg  *pgx.ConnConfig
@@ -82,7 +84,11 @@ func New(cfg Config, d Deps) (*Relay, error) {
 	// pgoutput sends values as text in the session's settings: make timestamps unambiguous.
 	replCfg.RuntimeParams["TimeZone"] = "UTC"
 	replCfg.RuntimeParams["DateStyle"] = "ISO"
-	r := &Relay{cfg: cfg, log: d.Logger, now: d.Now, kopts: d.KafkaOpts, onAck: d.onAck, replCfg: replCfg, sqlCfg: sqlCfg}
+	kauth, err := cfg.kafkaAuthOpts()
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{cfg: cfg, log: d.Logger, now: d.Now, kauth: kauth, kopts: d.KafkaOpts, onAck: d.onAck, replCfg: replCfg, sqlCfg: sqlCfg}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -166,6 +172,7 @@ func (r *Relay) kafkaOpts() []kgo.Opt {
 		kgo.WithHooks(kafkaHooks{r}),
 		kgo.ProducerLinger(time.Millisecond),
 	}
+	opts = append(opts, r.kauth...)
 	return append(opts, r.kopts...)
 }
 
@@ -185,8 +192,18 @@ func (r *Relay) session(ctx context.Context) error {
 		}
 	}
 	defer closeSQL()
-	if err := r.prepare(ctx, sql); err != nil {
+	// Kafka is checked before the slot is taken, and by a standby too: a relay that cannot
+	// produce (wrong credentials, an untrusted certificate) is not ready, so a rollout that
+	// brings one keeps the old revision streaming.
+	slotErr := r.prepare(ctx, sql)
+	if slotErr != nil && !errors.Is(slotErr, errSlotActive) {
+		return slotErr
+	}
+	if err := r.pingKafka(ctx); err != nil {
 		return err
+	}
+	if slotErr != nil {
+		return slotErr // a standby
 	}
 	conn, err := pgconn.ConnectConfig(ctx, r.replCfg)
 	if err != nil {
@@ -435,11 +452,13 @@ func (r *Relay) cleanup(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// kafkaHooks counts failed broker connection attempts (franz-go retries them by itself).
+// kafkaHooks counts and logs failed broker connection attempts, TLS and SASL included
+// (franz-go retries them by itself).
 type kafkaHooks struct{ r *Relay }
 
-func (h kafkaHooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+func (h kafkaHooks) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	if err != nil {
 		h.r.m.reconnects.WithLabelValues("kafka").Inc()
+		h.r.kfail.log(h.r.log, h.r.now(), meta, err)
 	}
 }
