@@ -11,7 +11,8 @@ import (
 // runtime's own settings (PORT, LOG_LEVEL, ...) are read by shared/runtime.
 type Config struct {
 	// DatabaseURL (DATABASE_URL, required) is the PostgreSQL database holding the catalog;
-	// pending migrations are applied at start.
+	// the schema version is checked at start (shared/db.OpenCurrent: a function never
+	// migrates; the migration Job or make dev does).
 	DatabaseURL string
 }
 

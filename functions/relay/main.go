@@ -26,7 +26,7 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 		return runtime.Function{}, err
 	}
 	// The publication is on the outbox table: make sure the schema is current first.
-	pool, err := db.OpenMigrated(ctx, cfg.DatabaseURL, d.Logger)
+	pool, err := db.OpenCurrent(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return runtime.Function{}, err
 	}

@@ -13,7 +13,8 @@ import (
 // runtime's own settings (PORT, LOG_LEVEL, EVENTS_OIDC_*, ...) are read by shared/runtime.
 type Config struct {
 	// DatabaseURL (DATABASE_URL, required) is the PostgreSQL database holding the installs;
-	// pending migrations are applied at start.
+	// the schema version is checked at start (shared/db.OpenCurrent: a function never
+	// migrates; the migration Job or make dev does).
 	DatabaseURL string
 	// LogtoEndpoint (LOGTO_ENDPOINT, required) is the Logto base URL, e.g.
 	// http://127.0.0.1:3001; grants are revoked through its Management API.

@@ -29,7 +29,7 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	pool, err := db.OpenMigrated(ctx, cfg.DatabaseURL, d.Logger)
+	pool, err := db.OpenCurrent(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return runtime.Function{}, err
 	}

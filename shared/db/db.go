@@ -1,8 +1,10 @@
-// Package db opens the PostgreSQL pool of a function and applies the marketplace schema.
+// Package db opens the PostgreSQL pool of a function and checks that the schema is the one the
+// build needs; package migrate (shared/db/migrate) applies the migrations.
 //
-// Migrations are the numbered SQL files embedded in the schemas module, applied by goose under a
-// PostgreSQL session advisory lock, so many instances starting at once apply them exactly
-// once. Applying is idempotent: a database that is up to date is left alone.
+// Migrations are the numbered SQL files embedded in the schemas module. They are applied by
+// package migrate (goose, under a PostgreSQL session advisory lock, so many instances starting
+// at once apply them exactly once), which functions do not import: goose, database/sql and
+// pgx's stdlib driver stay out of every function binary (4 MB and a few milliseconds of start).
 //
 // # Who migrates
 //
@@ -10,29 +12,25 @@
 // (roles.go, migration 00004, docs/decisions/0004-database-roles.md); such a role cannot run
 // DDL. In a deployment the migrations are applied before the functions roll out, by a Job
 // running command migrate (shared/db/cmd/migrate) with the migration-owner role, the owner of
-// goose's table and of every table. A function only checks the version at start
-// (OpenMigrated): current, it starts; behind, it applies the migrations itself only when its
-// role may (it is, or is a member of, the owner of goose's table: the single-URL local setups,
-// the tests), and otherwise refuses to start with ErrSchemaBehind, naming both versions and
-// the role, so the old revision keeps serving until the Job has run.
+// goose's table and of every table; locally the stack (make dev) and the test harness migrate
+// before anything starts. A function only checks the version at start (OpenCurrent): current
+// (or ahead, during a rollback), it starts; behind, it refuses to start with ErrSchemaBehind,
+// naming both versions and the role, so the old revision keeps serving until the Job has run.
+// migrate.Open is the same check that applies the migrations instead when the role may (tools
+// and tests with one URL).
 package db
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 
 	"github.com/myscrollr/connect/schemas"
 )
@@ -67,47 +65,55 @@ func newPool(ctx context.Context, url string) (*pgxpool.Pool, *pgxpool.Config, e
 	return pool, cfg, nil
 }
 
-// OpenMigrated opens a pool like Open and makes sure the schema is current: one query reads the
-// newest applied migration, to compare with the newest embedded one, and only when the
-// database is behind are the migrations applied (under the advisory lock), and only when the
-// role may: a least-privilege function role gets ErrSchemaBehind instead (see the package
-// doc). Functions that use the database call this at start-up, before they say they are ready.
+// OpenCurrent opens a pool like Open and checks that the schema is current: one query reads
+// the newest applied migration, to compare with the newest embedded one. A database that is
+// behind gets ErrSchemaBehind (see the package doc). Functions that use the database call this
+// at start-up, before they say they are ready.
+func OpenCurrent(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pool, applied, latest, err := OpenChecked(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if applied < latest {
+		err := MayMigrate(ctx, pool, applied, latest)
+		if err == nil { // the role could migrate; functions still never do
+			err = fmt.Errorf("%w: it is at version %d and this build needs %d: run the migrations (command migrate) first", ErrSchemaBehind, applied, latest)
+		}
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// OpenChecked opens a pool and returns the newest applied migration (0 when none is) and the
+// newest embedded one, for the caller to decide.
 //
 // The check is the whole cost of a start on a current schema, so it is kept to one round trip
 // after the connection: the version query is the first use of the pool (it dials the
 // connection, and its answer proves the server answers, so there is no separate ping), and it
 // is sent with the simple protocol (one message, where pgx's default prepares first, a second
 // round trip). That connection stays in the pool for the function's first requests.
-func OpenMigrated(ctx context.Context, url string, log *slog.Logger) (*pgxpool.Pool, error) {
+func OpenChecked(ctx context.Context, url string) (pool *pgxpool.Pool, applied, latest int64, err error) {
 	pool, cfg, err := newPool(ctx, url)
 	if err != nil {
-		return nil, err
+		return nil, 0, 0, err
 	}
-	applied, latest, err := schemaVersion(ctx, pool)
+	applied, latest, err = schemaVersion(ctx, pool)
 	if err != nil {
 		pool.Close()
 		var connErr *pgconn.ConnectError
 		var pgErr *pgconn.PgError
 		if errors.As(err, &connErr) || !errors.As(err, &pgErr) { // no answer to the query itself
-			return nil, fmt.Errorf("db: connect %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+			return nil, 0, 0, fmt.Errorf("db: connect %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 		}
-		return nil, fmt.Errorf("db: read schema version: %w", err)
+		return nil, 0, 0, fmt.Errorf("db: read schema version: %w", err)
 	}
-	if applied < latest {
-		if err := mayMigrate(ctx, pool, applied, latest); err != nil {
-			pool.Close()
-			return nil, err
-		}
-		if _, err := MigrateWithLog(ctx, url, log); err != nil {
-			pool.Close()
-			return nil, err
-		}
-	}
-	return pool, nil
+	return pool, applied, latest, nil
 }
 
-// ErrSchemaBehind is returned (wrapped) by OpenMigrated when the database lacks migrations this
-// build needs and the role it connects as may not apply them: the migration Job has not run.
+// ErrSchemaBehind is returned (wrapped) by OpenCurrent when the database lacks migrations this
+// build needs (and by migrate.Open when the role it connects as may not apply them): the
+// migration Job has not run.
 var ErrSchemaBehind = errors.New("db: the database schema is behind this build")
 
 // mayMigrateSQL reports the connected role, the owner of goose's table and whether the role
@@ -119,9 +125,9 @@ const mayMigrateSQL = `SELECT current_user::text, coalesce(o.rolname::text, ''),
 	FROM (SELECT to_regclass('goose_db_version') AS oid) t
 	LEFT JOIN pg_class c ON c.oid = t.oid LEFT JOIN pg_roles o ON o.oid = c.relowner`
 
-// mayMigrate returns nil when the connected role may apply the pending migrations, and an
-// ErrSchemaBehind naming both versions and the roles otherwise.
-func mayMigrate(ctx context.Context, pool *pgxpool.Pool, applied, latest int64) error {
+// MayMigrate returns nil when the role pool connects as may apply the pending migrations, and
+// an ErrSchemaBehind naming both versions and the roles otherwise.
+func MayMigrate(ctx context.Context, pool *pgxpool.Pool, applied, latest int64) error {
 	var role, owner string
 	var may bool
 	if err := pool.QueryRow(ctx, mayMigrateSQL).Scan(&role, &owner, &may); err != nil {
@@ -197,50 +203,4 @@ func schemaVersion(ctx context.Context, pool *pgxpool.Pool) (applied, latest int
 		applied = *v
 	}
 	return applied, latest, nil
-}
-
-// Migrate applies every pending migration to the database at url and returns the versions it
-// applied. It holds an advisory lock while it runs.
-func Migrate(ctx context.Context, url string) error {
-	_, err := MigrateWithLog(ctx, url, nil)
-	return err
-}
-
-// MigrateWithLog is Migrate that logs each applied migration to log (if not nil) and returns
-// the applied versions.
-func MigrateWithLog(ctx context.Context, url string, log *slog.Logger) ([]int64, error) {
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, errors.New("db: DATABASE_URL is not a valid PostgreSQL connection string")
-	}
-	sqlDB := stdlib.OpenDB(*cfg.ConnConfig)
-	defer sqlDB.Close()
-	return migrate(ctx, sqlDB, log)
-}
-
-func migrate(ctx context.Context, sqlDB *sql.DB, log *slog.Logger) ([]int64, error) {
-	migrations, err := fs.Sub(schemas.Migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("db: migrations: %w", err)
-	}
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return nil, fmt.Errorf("db: migration lock: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations, goose.WithSessionLocker(locker))
-	if err != nil {
-		return nil, fmt.Errorf("db: migrations: %w", err)
-	}
-	results, err := p.Up(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("db: apply migrations: %w", err)
-	}
-	applied := make([]int64, 0, len(results))
-	for _, r := range results {
-		applied = append(applied, r.Source.Version)
-		if log != nil {
-			log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
-		}
-	}
-	return applied, nil
 }

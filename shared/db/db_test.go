@@ -2,6 +2,8 @@ package db_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/db/migrate"
 	"github.com/myscrollr/connect/shared/pgtest"
 )
 
@@ -20,7 +23,7 @@ func TestMigrateEmptyThenIdempotent(t *testing.T) {
 	ctx := context.Background()
 	url := emptyDatabase(t)
 
-	applied, err := db.MigrateWithLog(ctx, url, nil)
+	applied, err := migrate.UpWithLog(ctx, url, nil)
 	if err != nil {
 		t.Fatalf("first migrate: %v", err)
 	}
@@ -36,7 +39,7 @@ func TestMigrateEmptyThenIdempotent(t *testing.T) {
 		}
 	}
 
-	again, err := db.MigrateWithLog(ctx, url, nil)
+	again, err := migrate.UpWithLog(ctx, url, nil)
 	if err != nil {
 		t.Fatalf("second migrate: %v", err)
 	}
@@ -53,7 +56,7 @@ func TestMigrateConcurrent(t *testing.T) {
 	url := emptyDatabase(t)
 	errs := make(chan error, 4)
 	for range 4 {
-		go func() { errs <- db.Migrate(context.Background(), url) }()
+		go func() { errs <- migrate.Up(context.Background(), url) }()
 	}
 	for range 4 {
 		if err := <-errs; err != nil {
@@ -170,11 +173,11 @@ func tableNames(t *testing.T, url string) map[string]bool {
 	return m
 }
 
-// OpenMigrated migrates an empty database once and then only checks the version.
-func TestOpenMigrated(t *testing.T) {
+// migrate.Open migrates an empty database once and then only checks the version.
+func TestMigrateOpen(t *testing.T) {
 	ctx := context.Background()
 	u := emptyDatabase(t)
-	pool, err := db.OpenMigrated(ctx, u, nil)
+	pool, err := migrate.Open(ctx, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +200,7 @@ func TestOpenMigrated(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM goose_db_version").Scan(&rowsBefore); err != nil {
 		t.Fatal(err)
 	}
-	pool, err = db.OpenMigrated(ctx, u, nil)
+	pool, err = migrate.Open(ctx, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,16 +213,16 @@ func TestOpenMigrated(t *testing.T) {
 	}
 }
 
-// On a current schema, OpenMigrated's start costs one connection and one round trip on it: the
-// version query dials the pool's first connection (no separate ping) and is not prepared (no
-// prepare round trip). That connection is kept for the function's requests.
-func TestOpenMigratedCurrentIsOneConnectionOneRoundTrip(t *testing.T) {
+// On a current schema, a function's start (OpenCurrent) costs one connection and one round trip
+// on it: the version query dials the pool's first connection (no separate ping) and is not
+// prepared (no prepare round trip). That connection is kept for the function's requests.
+func TestOpenCurrentIsOneConnectionOneRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	u := emptyDatabase(t)
-	if err := db.Migrate(ctx, u); err != nil {
+	if err := migrate.Up(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := db.OpenMigrated(ctx, u, nil)
+	pool, err := db.OpenCurrent(ctx, u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,18 +249,18 @@ func TestOpenMigratedCurrentIsOneConnectionOneRoundTrip(t *testing.T) {
 	}
 }
 
-// An unreachable server fails OpenMigrated with a connect error naming host and port, and
+// An unreachable server fails OpenCurrent with a connect error naming host and port, and
 // without the password.
-func TestOpenMigratedUnreachable(t *testing.T) {
-	_, err := db.OpenMigrated(context.Background(), "postgres://user:s3cret@127.0.0.1:1/x?connect_timeout=1", nil)
+func TestOpenCurrentUnreachable(t *testing.T) {
+	_, err := db.OpenCurrent(context.Background(), "postgres://user:s3cret@127.0.0.1:1/x?connect_timeout=1")
 	if err == nil {
-		t.Fatal("OpenMigrated on a closed port succeeded")
+		t.Fatal("OpenCurrent on a closed port succeeded")
 	}
 	if !strings.Contains(err.Error(), "db: connect 127.0.0.1:1") || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("want a connect error naming 127.0.0.1:1 without the password, got %v", err)
 	}
 	for _, bad := range []string{"", "::not a url s3cret"} {
-		if _, err := db.OpenMigrated(context.Background(), bad, nil); err == nil || strings.Contains(err.Error(), "s3cret") {
+		if _, err := db.OpenCurrent(context.Background(), bad); err == nil || strings.Contains(err.Error(), "s3cret") {
 			t.Fatalf("url %q: err=%v", bad, err)
 		}
 	}
@@ -265,10 +268,10 @@ func TestOpenMigratedUnreachable(t *testing.T) {
 
 // A server that answers but refuses the version query (here: the role may not read goose's
 // table) is reported as such, not as unreachable.
-func TestOpenMigratedQueryRefused(t *testing.T) {
+func TestOpenCurrentQueryRefused(t *testing.T) {
 	ctx := context.Background()
 	u := emptyDatabase(t)
-	if err := db.Migrate(ctx, u); err != nil {
+	if err := migrate.Up(ctx, u); err != nil {
 		t.Fatal(err)
 	}
 	admin, err := pgx.Connect(ctx, u)
@@ -295,8 +298,35 @@ func TestOpenMigratedQueryRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	ru.User = url.User(role)
-	_, err = db.OpenMigrated(ctx, ru.String(), nil)
+	_, err = db.OpenCurrent(ctx, ru.String())
 	if err == nil || !strings.Contains(err.Error(), "db: read schema version") || !strings.Contains(err.Error(), "42501") {
 		t.Fatalf("want a read schema version error (insufficient_privilege), got %v", err)
+	}
+}
+
+// A function never migrates, even when its role could: a database that is behind is refused
+// with ErrSchemaBehind naming both versions, and nothing is applied.
+func TestOpenCurrentRefusesABehindSchema(t *testing.T) {
+	ctx := context.Background()
+	u := emptyDatabase(t)
+	_, err := db.OpenCurrent(ctx, u)
+	latest, lerr := db.LatestVersion()
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	if !errors.Is(err, db.ErrSchemaBehind) || !strings.Contains(err.Error(), fmt.Sprint(latest)) {
+		t.Fatalf("OpenCurrent on an empty database: %v; want ErrSchemaBehind naming version %d", err, latest)
+	}
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var goose *string
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('goose_db_version')::text").Scan(&goose); err != nil {
+		t.Fatal(err)
+	}
+	if goose != nil {
+		t.Fatal("OpenCurrent created goose's table: it applied migrations")
 	}
 }

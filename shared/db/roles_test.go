@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/db/migrate"
 	"github.com/myscrollr/connect/shared/inbox"
 	"github.com/myscrollr/connect/shared/outbox"
 	"github.com/myscrollr/connect/shared/pgcluster"
@@ -348,10 +349,10 @@ func TestOnlyRelayReplicates(t *testing.T) {
 // ErrSchemaBehind naming the versions and its role, and changes nothing. The owner then applies
 // the missing migration again, which is safe on a database that already has its roles, grants
 // and publication.
-func TestOpenMigratedAsFunctionRole(t *testing.T) {
+func TestOpenCurrentAsFunctionRole(t *testing.T) {
 	ctx := context.Background()
 	ownerURL, fnURL := pgtest.FunctionURL(t, "catalog")
-	pool, err := db.OpenMigrated(ctx, fnURL, nil)
+	pool, err := db.OpenCurrent(ctx, fnURL)
 	if err != nil {
 		t.Fatalf("catalog's role on a current schema: %v", err)
 	}
@@ -365,7 +366,7 @@ func TestOpenMigratedAsFunctionRole(t *testing.T) {
 	if _, err := owner.Exec(ctx, `DELETE FROM goose_db_version WHERE version_id = $1`, latest); err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.OpenMigrated(ctx, fnURL, nil)
+	_, err = db.OpenCurrent(ctx, fnURL)
 	wantMsg := fmt.Sprintf("is at version %d and this build needs %d; role %q may not apply migrations", latest-1, latest, db.LoginRole("catalog"))
 	if !errors.Is(err, db.ErrSchemaBehind) || !strings.Contains(err.Error(), wantMsg) {
 		t.Fatalf("catalog's role on a schema behind: %v; want ErrSchemaBehind saying %q", err, wantMsg)
@@ -376,12 +377,12 @@ func TestOpenMigratedAsFunctionRole(t *testing.T) {
 	}
 
 	// The owner re-applies the newest migration over what it already made.
-	pool, err = db.OpenMigrated(ctx, ownerURL, nil)
+	pool, err = migrate.Open(ctx, ownerURL, nil)
 	if err != nil {
 		t.Fatalf("owner re-applying version %d: %v", latest, err)
 	}
 	pool.Close()
-	pool, err = db.OpenMigrated(ctx, fnURL, nil)
+	pool, err = db.OpenCurrent(ctx, fnURL)
 	if err != nil {
 		t.Fatalf("catalog's role after the owner migrated: %v", err)
 	}
@@ -389,12 +390,12 @@ func TestOpenMigratedAsFunctionRole(t *testing.T) {
 }
 
 // A database never migrated: a function's role is told to run the migrations first.
-func TestOpenMigratedAsFunctionRoleEmpty(t *testing.T) {
+func TestOpenCurrentAsFunctionRoleEmpty(t *testing.T) {
 	u, err := db.URLAs(emptyDatabase(t), db.LoginRole("uninstall"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.OpenMigrated(context.Background(), u, nil)
+	_, err = db.OpenCurrent(context.Background(), u)
 	if !errors.Is(err, db.ErrSchemaBehind) || !strings.Contains(err.Error(), "has no migrations applied") {
 		t.Fatalf("uninstall's role on an empty database: %v; want ErrSchemaBehind", err)
 	}
@@ -426,7 +427,7 @@ func TestMigrateManyDatabasesOfAFreshCluster(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { errs[i] = db.Migrate(ctx, c.URL(fmt.Sprintf("d%d", i))) })
+		wg.Go(func() { errs[i] = migrate.Up(ctx, c.URL(fmt.Sprintf("d%d", i))) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -505,7 +506,7 @@ func TestVersion(t *testing.T) {
 	if applied, l, err := db.Version(ctx, u); err != nil || applied != 0 || l != latest {
 		t.Fatalf("empty: Version = %d, %d, %v; want 0, %d", applied, l, err, latest)
 	}
-	if err := db.Migrate(ctx, u); err != nil {
+	if err := migrate.Up(ctx, u); err != nil {
 		t.Fatal(err)
 	}
 	if applied, _, err := db.Version(ctx, u); err != nil || applied != latest {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/myscrollr/connect/schemas"
 	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/db/migrate"
 	"github.com/myscrollr/connect/shared/pgcluster"
 )
 
@@ -216,7 +217,7 @@ func ensureTemplate(ctx context.Context) (string, error) {
 	}
 	u, _ := url.Parse(adminURL)
 	u.Path = "/" + building
-	if err := db.Migrate(ctx, u.String()); err != nil {
+	if err := migrate.Up(ctx, u.String()); err != nil {
 		return "", err
 	}
 	if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{building}.Sanitize()+" RENAME TO "+pgx.Identifier{name}.Sanitize()); err != nil {

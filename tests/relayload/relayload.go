@@ -38,7 +38,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/myscrollr/connect/infra/local/stack"
-	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/db/migrate"
 	"github.com/myscrollr/connect/shared/outbox"
 	"github.com/myscrollr/connect/shared/pgcluster"
 )
@@ -167,7 +167,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	}
 	defer pg.Stop()
 	url := pg.URL("postgres")
-	if err := db.Migrate(ctx, url); err != nil {
+	if err := migrate.Up(ctx, url); err != nil {
 		return rep, fmt.Errorf("relayload: migrate: %w", err)
 	}
 	pool, err := pgxpool.New(ctx, url)

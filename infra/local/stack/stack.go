@@ -35,6 +35,7 @@ import (
 	"github.com/myscrollr/connect/infra/local/demo"
 	"github.com/myscrollr/connect/infra/local/knative"
 	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/db/migrate"
 	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/pgcluster"
 )
@@ -310,7 +311,7 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 		s.pg = c
 		s.DatabaseURL = c.URL("postgres")
 	}
-	if _, err := db.MigrateWithLog(ctx, s.DatabaseURL, s.log); err != nil {
+	if _, err := migrate.UpWithLog(ctx, s.DatabaseURL, s.log); err != nil {
 		return err
 	}
 	if s.pg == nil {

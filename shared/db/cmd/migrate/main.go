@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/db/migrate"
 	"github.com/myscrollr/connect/shared/logging"
 )
 
@@ -47,7 +48,7 @@ func main() {
 		}
 		return
 	}
-	applied, err := db.MigrateWithLog(ctx, url, log)
+	applied, err := migrate.UpWithLog(ctx, url, log)
 	if err != nil {
 		log.Error("migrate", slog.Any("error", err))
 		os.Exit(1)

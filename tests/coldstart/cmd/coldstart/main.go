@@ -26,7 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/db/migrate"
 	"github.com/myscrollr/connect/shared/pgcluster"
 	"github.com/myscrollr/connect/tests/coldstart"
 )
@@ -95,7 +95,7 @@ func run() error {
 		}
 		defer cluster.Stop()
 		url := cluster.URL("postgres")
-		if err := db.Migrate(ctx, url); err != nil {
+		if err := migrate.Up(ctx, url); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 		env = append(env, "DATABASE_URL="+url)

@@ -13,7 +13,7 @@ import (
 )
 
 func main() {
-	pool, err := db.OpenMigrated(context.Background(), os.Getenv("DATABASE_URL"), nil)
+	pool, err := db.OpenCurrent(context.Background(), os.Getenv("DATABASE_URL"))
 	if err != nil {
 		os.Stderr.WriteString("dbcheck: " + err.Error() + "\n")
 		os.Exit(1)

@@ -18,7 +18,7 @@ func main() {
 		if url == "" {
 			return runtime.Function{}, errors.New("runtimedb: DATABASE_URL is required")
 		}
-		pool, err := db.OpenMigrated(ctx, url, d.Logger)
+		pool, err := db.OpenCurrent(ctx, url)
 		if err != nil {
 			return runtime.Function{}, err
 		}
