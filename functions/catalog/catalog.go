@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -103,8 +104,15 @@ var (
 		"delivery_mode": {"pull", "push"},
 		"sort":          {"popular", "rating", "newest", "name", "relevance"},
 	}
-	slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	// The patterns compile on first use, not at package init: a cold start that serves
+	// nothing yet should not pay for them (tests/coldstart measures start-up).
+	slugRE = lazyRegexp(`^[a-z0-9][a-z0-9-]{0,62}$`)
 )
+
+// lazyRegexp compiles pattern once, on first use.
+func lazyRegexp(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
+}
 
 // query is a validated list request.
 type query struct {
@@ -170,7 +178,7 @@ func parseQuery(v url.Values) (query, error) {
 		fail("q", fmt.Sprintf("at most %d characters", maxQueryLen))
 	}
 	q.typ, q.pricing, q.tier, q.mode = v.Get("type"), v.Get("pricing"), v.Get("tier"), v.Get("delivery_mode")
-	if q.category = v.Get("category"); q.category != "" && !slugRE.MatchString(q.category) {
+	if q.category = v.Get("category"); q.category != "" && !slugRE().MatchString(q.category) {
 		fail("category", "must be a category slug (lower-case letters, digits and dashes)")
 	}
 	q.tags = v["tag"]
@@ -178,7 +186,7 @@ func parseQuery(v url.Values) (query, error) {
 		fail("tag", fmt.Sprintf("at most %d tags", maxTags))
 	}
 	for _, t := range q.tags {
-		if !slugRE.MatchString(t) {
+		if !slugRE().MatchString(t) {
 			fail("tag", fmt.Sprintf("%q is not a tag (lower-case letters, digits and dashes)", truncate(t, 40)))
 			break
 		}
@@ -284,11 +292,11 @@ func decodeCursor(s string) (cursor, error) {
 }
 
 // decimalRE is the text of a numeric sort key (rating_avg is numeric(3,2)).
-var decimalRE = regexp.MustCompile(`^-?[0-9]{1,12}(\.[0-9]{1,12})?$`)
+var decimalRE = lazyRegexp(`^-?[0-9]{1,12}(\.[0-9]{1,12})?$`)
 
 // floatRE is the text of a real sort key as PostgreSQL writes it (ts_rank: "0.0607927",
 // "1e-20"); strconv alone would also take hex, "Inf" and "NaN".
-var floatRE = regexp.MustCompile(`^-?[0-9]{1,40}(\.[0-9]{1,40})?(e[-+]?[0-9]{1,3})?$`)
+var floatRE = lazyRegexp(`^-?[0-9]{1,40}(\.[0-9]{1,40})?(e[-+]?[0-9]{1,3})?$`)
 
 // Layouts of a timestamptz key: RFC 3339 as cursors are made now, and PostgreSQL's ISO text
 // output, as they were made before.
@@ -304,7 +312,7 @@ func parseKey(sortName, key string) (any, error) {
 		}
 		return n, nil
 	case "numeric":
-		if !decimalRE.MatchString(key) {
+		if !decimalRE().MatchString(key) {
 			return nil, errors.New("not a decimal number")
 		}
 		return key, nil
@@ -316,7 +324,7 @@ func parseKey(sortName, key string) (any, error) {
 		}
 		return nil, errors.New("not a time")
 	case "real":
-		if !floatRE.MatchString(key) {
+		if !floatRE().MatchString(key) {
 			return nil, errors.New("not a decimal number")
 		}
 		f, err := strconv.ParseFloat(key, 32)
@@ -466,7 +474,7 @@ func Routes(store *Store) http.Handler {
 	}))
 	mux.Handle("GET /v1/integrations/{name}", httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		name := r.PathValue("name")
-		if !slugRE.MatchString(name) {
+		if !slugRE().MatchString(name) {
 			return httpx.BadRequest("invalid integration name", httpx.FieldError{Field: "name",
 				Reason: "must be lower-case letters, digits and dashes, starting with a letter or digit"})
 		}
