@@ -85,6 +85,40 @@
 // last confirmed transaction, in batches, every RELAY_MAINTAIN_INTERVAL. Debezium's pattern
 // (insert and delete in the writing transaction) would also work with this relay.
 //
+// # Kafka authentication and TLS
+//
+// On the cluster the relay writes as the Strimzi KafkaUser connect-relay (infra/kafka/20-users.yaml:
+// SCRAM-SHA-512, Write and Describe on its topics only) over the TLS listener, like the Kafka
+// Broker and the sinks. KAFKA_SASL_MECHANISM (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN) with
+// KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD turn SASL on, through franz-go's own sasl/scram and
+// sasl/plain; unset, the relay does not authenticate (the local runtime's in-process cluster). A
+// mechanism without both credentials, or credentials without a mechanism, is refused rather than
+// silently ignored. SCRAM never sends the password, so it is accepted without TLS; PLAIN does,
+// so it is refused without TLS unless KAFKA_SASL_ALLOW_PLAINTEXT=true says it is a local test
+// cluster.
+//
+// KAFKA_TLS=true dials the brokers over TLS 1.2 or later (default false: plaintext, the local
+// runtime). KAFKA_TLS_CA_FILE, a PEM bundle, turns TLS on by itself and replaces the system roots
+// instead of adding to them: a Strimzi cluster's brokers are signed by the cluster's own
+// self-signed CA, which is the one issuer to trust for them, and adding it to the system roots
+// would let any public CA vouch for the brokers too. Without it the system roots are used (a
+// managed Kafka with publicly signed certificates). The file is read once, at start: a bad file
+// stops the relay with an error naming it (not found, no certificate, a block that is not a
+// certificate). KAFKA_TLS_SERVER_NAME overrides the name checked in the brokers' certificates
+// (default: each broker's host as dialed). The CA is renewed by Strimzi; infra/secrets/create.sh
+// copies it, and the relay reads it again when it restarts.
+//
+// The password is a [Secret]: printed with any verb, marshalled or logged it reads "[redacted]",
+// and no error the relay makes contains it. franz-go connects lazily, so every session first
+// reaches a broker (TCP, TLS, SASL) with a client of the same options, before it takes the slot,
+// and so does a relay that finds the slot held: wrong credentials or an untrusted certificate
+// end the attempt with the reason logged ("relay session ended; reconnecting"), and the relay is
+// not ready ("no replication stream") and never a standby, so a rollout that brings bad
+// credentials stops with the old revision still streaming. Nothing is lost meanwhile: the slot
+// keeps the WAL, and a relay with the right credentials delivers everything from the confirmed
+// position. Failed broker connections (TLS and SASL failures included) are counted in
+// connect_relay_reconnects_total{target="kafka"} and logged, once per distinct error a minute.
+//
 // # Metrics
 //
 //   - connect_relay_events_total: events acknowledged by Kafka (replays included).
@@ -103,6 +137,8 @@
 //
 // # Configuration
 //
-// See [Config]: DATABASE_URL, KAFKA_BROKERS, RELAY_SLOT, RELAY_PUBLICATION and the
+// See [Config]: DATABASE_URL, KAFKA_BROKERS, the Kafka authentication and TLS settings above
+// (KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SASL_ALLOW_PLAINTEXT,
+// KAFKA_TLS, KAFKA_TLS_CA_FILE, KAFKA_TLS_SERVER_NAME), RELAY_SLOT, RELAY_PUBLICATION and the
 // tuning variables above.
 package main

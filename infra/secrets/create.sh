@@ -94,6 +94,7 @@ fi
 # Kafka: connect-kafka-<x> holds the SCRAM-SHA-512 credentials of KafkaUser connect-<x>
 # (infra/kafka/20-users.yaml) and the cluster CA, with the keys eventing-kafka-broker reads
 # (control-plane/pkg/security/secret.go: protocol, sasl.mechanism, user, password, ca.crt).
+# The relay reads the same keys of connect-kafka-relay (its env and its CA volume).
 KAFKA_NAMESPACE="${KAFKA_NAMESPACE:-kafka}"
 KAFKA_CLUSTER="${KAFKA_CLUSTER:-kafka}"
 # strimzi SECRET KEY VARIABLE: export VARIABLE from a Strimzi Secret unless it is given.
@@ -106,7 +107,7 @@ strimzi() {
 	return 0
 }
 strimzi "$KAFKA_CLUSTER-cluster-ca-cert" ca.crt KAFKA_CA_CRT
-kafka_users=(broker sinks)
+kafka_users=(broker sinks relay)
 if [ "$pending" = 1 ]; then
 	kafka_users+=(ingest-source)
 fi

@@ -373,6 +373,105 @@ func (m *Manifests) CheckKafkaAuth() error {
 	return errors.Join(errs...)
 }
 
+// Settings of a function that is its own Kafka client (functions/relay Config).
+const (
+	envKafkaBrokers  = "KAFKA_BROKERS"
+	envKafkaTLS      = "KAFKA_TLS"
+	envKafkaCAFile   = "KAFKA_TLS_CA_FILE"
+	envSASLMechanism = "KAFKA_SASL_MECHANISM"
+	envSASLUsername  = "KAFKA_SASL_USERNAME"
+	envSASLPassword  = "KAFKA_SASL_PASSWORD"
+)
+
+// CheckServiceKafkaAuth checks that Service service, a Kafka client of its own (the relay),
+// brings the credentials of KafkaUser user the way the Broker and the sinks do: the SASL
+// mechanism, user name and password from the keys sasl.mechanism, user and password of the
+// Secret infra/secrets makes for user (connect-kafka-<x> for connect-<x>, the one CheckACLs
+// judges), KAFKA_TLS true with a CA file, and KAFKA_BROKERS the listener of the Kafka Broker's
+// bootstrap.servers. None of these may be a literal: the local runtime gives settings by key
+// and has no value for these keys, so locally they stay unset (plaintext to its own cluster).
+func (m *Manifests) CheckServiceKafkaAuth(service, user string) error {
+	i := slices.IndexFunc(m.Services, func(s Service) bool { return s.Name == service })
+	if i < 0 {
+		return fmt.Errorf("no Service %q", service)
+	}
+	s := m.Services[i]
+	secret := "connect-kafka-" + strings.TrimPrefix(user, "connect-")
+	env := map[string]int{}
+	for j, e := range s.Env {
+		env[e.Name] = j
+	}
+	var errs []error
+	field := func(name string) string {
+		if j, ok := env[name]; ok {
+			return fmt.Sprintf("spec.template.spec.containers[0].env[%d]", j)
+		}
+		return "spec.template.spec.containers[0].env"
+	}
+	// value is what the setting resolves to on the cluster, "" when unset or a Secret's.
+	value := func(name string) (EnvVar, string, bool) {
+		j, ok := env[name]
+		if !ok {
+			errs = append(errs, fieldError(s.Object, field(name), "%s: required (the Kafka client's credentials)", name))
+			return EnvVar{}, "", false
+		}
+		e := s.Env[j]
+		if e.From == nil {
+			errs = append(errs, fieldError(s.Object, field(name), "%s must come from a ConfigMap or Secret, not a literal: locally it would be set with no Kafka to match", name))
+			return e, "", false
+		}
+		if e.From.Kind == "ConfigMap" {
+			c := slices.IndexFunc(m.ConfigMaps, func(c ConfigMap) bool { return c.Name == e.From.Name && c.Namespace == s.Namespace })
+			if c < 0 {
+				errs = append(errs, fieldError(s.Object, field(name), "%s: no ConfigMap %q in namespace %q", name, e.From.Name, s.Namespace))
+				return e, "", false
+			}
+			v, ok := m.ConfigMaps[c].Data[e.From.Key]
+			if !ok {
+				errs = append(errs, fieldError(s.Object, field(name), "%s: ConfigMap %q has no key %q", name, e.From.Name, e.From.Key))
+				return e, "", false
+			}
+			return e, v, true
+		}
+		return e, "", true
+	}
+	for _, k := range []struct{ env, key string }{{envSASLMechanism, "sasl.mechanism"}, {envSASLUsername, "user"}, {envSASLPassword, "password"}} {
+		if e, _, ok := value(k.env); ok && (e.From.Kind != "Secret" || e.From.Name != secret || e.From.Key != k.key) {
+			errs = append(errs, fieldError(s.Object, field(k.env), "%s must be key %s of Secret %s (KafkaUser %s), got %s %s key %s", k.env, k.key, secret, user, e.From.Kind, e.From.Name, e.From.Key))
+		}
+	}
+	// configured is the ConfigMap value of a setting that must be checkable.
+	configured := func(name string) (string, bool) {
+		e, v, ok := value(name)
+		if ok && e.From.Kind != "ConfigMap" {
+			errs = append(errs, fieldError(s.Object, field(name), "%s must come from a ConfigMap, so it can be checked", name))
+			return "", false
+		}
+		return v, ok
+	}
+	if v, ok := configured(envKafkaTLS); ok && v != "true" {
+		errs = append(errs, fieldError(s.Object, field(envKafkaTLS), "%s must be true: the password would cross the network in a connection anyone on the path can read, got %q", envKafkaTLS, v))
+	}
+	if v, ok := configured(envKafkaCAFile); ok && v == "" {
+		errs = append(errs, fieldError(s.Object, field(envKafkaCAFile), "%s: the cluster CA's path, required", envKafkaCAFile))
+	}
+	if v, ok := configured(envKafkaBrokers); ok {
+		var listeners []string
+		for _, b := range m.Brokers {
+			if b.Class != "Kafka" || b.Config == nil {
+				continue
+			}
+			if c := slices.IndexFunc(m.ConfigMaps, func(c ConfigMap) bool { return c.Name == b.Config.Name && c.Namespace == b.Config.Namespace }); c >= 0 {
+				listeners = append(listeners, m.ConfigMaps[c].Data["bootstrap.servers"])
+			}
+		}
+		if len(listeners) > 0 && !slices.Contains(listeners, v) { // none: CheckRefs reports the missing config
+			errs = append(errs, fieldError(s.Object, field(envKafkaBrokers), "%s is %q, not the authenticated listener the Kafka Broker uses (bootstrap.servers %q)", envKafkaBrokers, v, listeners))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Names of eventing-kafka-broker's data-plane configuration (control-plane/config/
 // eventing-kafka-broker/200-controller/500-controller.yaml; control-plane/pkg/reconciler/
 // broker/broker.go ConsumerConfigKey).

@@ -1,6 +1,7 @@
 package knative
 
 import (
+	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -98,7 +99,9 @@ var checks = []struct {
 	{"probes", func(d deployment) error { return d.m.CheckProbes() }},
 	{"drain", func(d deployment) error { return d.m.CheckDrain() }},
 	{"access", func(d deployment) error { return d.m.CheckAccess() }},
-	{"kafka-auth", func(d deployment) error { return d.m.CheckKafkaAuth() }},
+	{"kafka-auth", func(d deployment) error {
+		return errors.Join(d.m.CheckKafkaAuth(), d.m.CheckServiceKafkaAuth("relay", "connect-relay"))
+	}},
 	{"earliest", func(d deployment) error { return d.m.CheckEarliestOffset() }},
 }
 
@@ -157,6 +160,15 @@ func TestDeploymentChecksCatchMistakes(t *testing.T) {
 			}
 		}
 		s.Env = append(s.Env, EnvVar{Name: name, Value: value})
+	}
+	configData := func(d deployment, name string) map[string]string {
+		for i := range d.m.ConfigMaps {
+			if d.m.ConfigMaps[i].Name == name {
+				return d.m.ConfigMaps[i].Data
+			}
+		}
+		t.Fatalf("no ConfigMap %s", name)
+		return nil
 	}
 	cases := []struct {
 		name, check, want string
@@ -284,6 +296,35 @@ func TestDeploymentChecksCatchMistakes(t *testing.T) {
 			func(d *deployment) { d.m.KafkaSinks[0].AuthSecret = "" }},
 		{"source without TLS", "kafka-auth", `KafkaSource "ingest-push": field spec.net: sasl and tls must be enabled`,
 			func(d *deployment) { d.m.KafkaSources[0].TLS = false }},
+		{"relay without a password", "kafka-auth", `Service "relay": field spec.template.spec.containers[0].env: KAFKA_SASL_PASSWORD: required`,
+			func(d *deployment) {
+				s := svc(*d, "relay")
+				s.Env = slices.DeleteFunc(s.Env, func(e EnvVar) bool { return e.Name == "KAFKA_SASL_PASSWORD" })
+			}},
+		{"relay with another user's password", "kafka-auth", `KAFKA_SASL_PASSWORD must be key password of Secret connect-kafka-relay (KafkaUser connect-relay), got Secret connect-kafka-sinks key password`,
+			func(d *deployment) {
+				s := svc(*d, "relay")
+				for i := range s.Env {
+					if s.Env[i].Name == "KAFKA_SASL_PASSWORD" {
+						s.Env[i].From = &EnvSource{Kind: "Secret", Name: "connect-kafka-sinks", Key: "password"}
+					}
+				}
+			}},
+		{"relay mechanism as a literal", "kafka-auth", `KAFKA_SASL_MECHANISM must come from a ConfigMap or Secret, not a literal`,
+			func(d *deployment) {
+				s := svc(*d, "relay")
+				for i := range s.Env {
+					if s.Env[i].Name == "KAFKA_SASL_MECHANISM" {
+						s.Env[i] = EnvVar{Name: "KAFKA_SASL_MECHANISM", Value: "SCRAM-SHA-512"}
+					}
+				}
+			}},
+		{"relay in clear", "kafka-auth", `KAFKA_TLS must be true`,
+			func(d *deployment) { configData(*d, "connect-config")["KAFKA_TLS"] = "false" }},
+		{"relay on the plaintext listener", "kafka-auth", `KAFKA_BROKERS is "kafka-kafka-bootstrap.kafka.svc:9092", not the authenticated listener`,
+			func(d *deployment) {
+				configData(*d, "connect-config")["KAFKA_BROKERS"] = "kafka-kafka-bootstrap.kafka.svc:9092"
+			}},
 		{"Triggers start at the latest offset", "earliest", `auto.offset.reset must be earliest, got "latest"`,
 			func(d *deployment) {
 				for i := range d.m.ConfigMaps {
