@@ -187,6 +187,11 @@ func TestRelayWrongPasswordLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	// The slot exists before the writes (the setup Job's part in production).
+	if _, err := r.setupSlot(ctx); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	stopped := false
@@ -201,10 +206,6 @@ func TestRelayWrongPasswordLosesNothing(t *testing.T) {
 	}
 	t.Cleanup(stop)
 
-	// The slot exists before the writes (the setup Job's part in production).
-	if _, err := r.setupSlot(ctx); err != nil {
-		t.Fatal(err)
-	}
 	ids := writeN(t, b.bundle, "wrong", 10)
 	// kfake closes the connection on a failed SCRAM exchange (a real broker first answers
 	// SASL_AUTHENTICATION_FAILED), so the logged error is what the client saw: EOF.
