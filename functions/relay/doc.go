@@ -4,12 +4,13 @@
 //
 // # Pipeline
 //
-// The relay owns a publication (RELAY_PUBLICATION, default connect_outbox: FOR TABLE outbox,
-// publish = 'insert') and a permanent logical replication slot (RELAY_SLOT, default
-// connect_relay, plugin pgoutput, protocol version 1) and creates both when they are missing.
-// The database role needs the REPLICATION attribute and ownership of the outbox table (or a
-// DBA creates the publication and slot beforehand). A slot only sees transactions that commit
-// after it was created, so the relay must be deployed before the first outbox write.
+// The relay streams a publication (RELAY_PUBLICATION, default connect_outbox: FOR TABLE outbox,
+// publish = 'insert') through a permanent logical replication slot (RELAY_SLOT, default
+// connect_relay, plugin pgoutput, protocol version 1). Migration 00004 creates the publication;
+// `relay -setup`, run as a Job with the relay's login role (which alone has REPLICATION), creates
+// the slot before the functions roll out (docs/decisions/0004-database-roles.md). The relay
+// still creates either when it is missing and its role may (local runs, tests). A slot only
+// sees transactions that commit after it was created, hence the Job before the first write.
 //
 // Every INSERT becomes a CloudEvent: id = outbox id; source, type, subject, time, dataschema,
 // datacontenttype and specversion from their columns; each member of the extensions jsonb as
