@@ -137,9 +137,13 @@ func emptyDatabase(t *testing.T) string {
 	}
 	t.Cleanup(func() {
 		a, err := pgx.Connect(context.Background(), pgtest.AdminURL())
-		if err == nil {
-			a.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
-			a.Close(context.Background())
+		if err != nil {
+			t.Errorf("cleanup: connect: %v", err)
+			return
+		}
+		defer a.Close(context.Background())
+		if _, err := a.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("cleanup: drop database %s: %v", name, err)
 		}
 	})
 	u, err := url.Parse(pgtest.AdminURL())
@@ -288,9 +292,13 @@ func TestOpenCurrentQueryRefused(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		a, err := pgx.Connect(context.Background(), pgtest.AdminURL())
-		if err == nil {
-			_, _ = a.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
-			_ = a.Close(context.Background())
+		if err != nil {
+			t.Errorf("cleanup: connect: %v", err)
+			return
+		}
+		defer a.Close(context.Background())
+		if _, err := a.Exec(context.Background(), "DROP ROLE IF EXISTS "+role); err != nil {
+			t.Errorf("cleanup: drop role %s: %v", role, err)
 		}
 	})
 	ru, err := url.Parse(u)

@@ -117,7 +117,9 @@ func TestWriteRejectsBadEvents(t *testing.T) {
 		t.Errorf("off-schema data: %v; want an eventschema.Error naming the field", err)
 	}
 	var n int
-	pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n)
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
 	if n != 0 {
 		t.Fatalf("%d rows written by rejected events", n)
 	}
