@@ -6,7 +6,7 @@
 //     github.com/myscrollr/connect/infra/... (the local runtime, which may import them) nor
 //     github.com/myscrollr/connect/tests/...; what a function's tests need from the local
 //     runtime moves to shared (as the development identity server did, to shared/idp);
-//   - a function never imports another function's packages (DESIGN.md section 3: shared
+//   - a function never imports another function's packages (docs/architecture.md: shared
 //     mechanisms live in shared/);
 //   - events imports nothing from the other modules of this repository: integration developers
 //     `go get` it, and it must build outside the workspace, which TestEventsBuildsAlone checks

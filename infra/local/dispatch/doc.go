@@ -1,5 +1,5 @@
 // Package dispatch does locally what Knative Eventing does in a cluster, as configured by the
-// manifests in infra/knative (DESIGN.md section 7): it reads the Broker's Kafka topic and
+// manifests in infra/knative (docs/architecture.md): it reads the Broker's Kafka topic and
 // delivers the CloudEvents that match each Trigger's filter to the subscriber, delivers the
 // records of KafkaSource topics to their sink, and sends PingSource ticks on their cron
 // schedule. `make dev` and the end-to-end tests run it next to the functions.

@@ -1,5 +1,5 @@
 // Package knative reads the Knative manifests in infra/knative, the single source of truth for
-// which function receives which events and schedules (DESIGN.md sections 1.6 and 7), into typed
+// which function receives which events and schedules (docs/architecture.md), into typed
 // values the local runtime and the event dispatcher use.
 //
 // Load parses every *.yaml / *.yml file of a directory (multi-document YAML) and keeps the

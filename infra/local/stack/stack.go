@@ -10,7 +10,7 @@
 // /v1/... to the functions. Stop (or cancelling the context given to Start) stops every
 // process and removes every temporary directory.
 //
-// Defaults follow DESIGN.md section 7: front door 127.0.0.1:8080, Kafka 127.0.0.1:9092,
+// Defaults follow docs/architecture.md: front door 127.0.0.1:8080, Kafka 127.0.0.1:9092,
 // stripe-mock 127.0.0.1:12111. Tests set every address to port 0 to get free ports.
 package stack
 
