@@ -80,6 +80,8 @@ for fn in "${functions[@]}"; do
 	var="DATABASE_URL_$(printf '%s' "$fn" | tr 'a-z-' 'A-Z_')"
 	put "connect-db-$fn" DATABASE_URL "$var"
 done
+# The migration Job's owner role (infra/knative/12-jobs.yaml), which no function reads.
+put connect-db-migrate DATABASE_URL DATABASE_URL_MIGRATE
 
 # Everything else the functions read (connect-secrets).
 put connect-secrets LOGTO_M2M_APP_ID LOGTO_M2M_APP_ID

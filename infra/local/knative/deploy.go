@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,9 +18,11 @@ import (
 // This file checks the manifests the way Knative's webhooks and controllers (and
 // eventing-kafka-broker's, and Strimzi's topic operator) would, beyond the CRD schemas:
 // references resolve to served kinds, topics exist, delivery order is decided, probes keep
-// Knative's fast start-up probing, shutdown fits the grace period, every function runs as its
-// own token-less ServiceAccount, and every Kafka client brings credentials. Each Check returns
-// every mistake it finds, joined, each naming the file, object and field.
+// Knative's fast start-up probing, shutdown fits the grace period, every function and every Job
+// runs as its own token-less ServiceAccount, every Kafka client brings credentials, and the
+// Jobs run before the functions (migration first), bounded, confined and built from this
+// repository. Each Check returns every mistake it finds, joined, each naming the file, object
+// and field.
 
 // APIKinds maps a kind to the apiVersions ("group/version") that serve it.
 type APIKinds map[string][]string
@@ -303,39 +307,264 @@ func (m *Manifests) CheckDrain() error {
 	return errors.Join(errs...)
 }
 
-// CheckAccess checks that every Service runs as its own ServiceAccount of these manifests,
-// with automountServiceAccountToken false on both the ServiceAccount and the pod spec, and that
-// a NetworkPolicy guards the namespace of every Service.
+// CheckAccess checks that every Service and every Job runs as its own ServiceAccount of these
+// manifests (none shared between two of them), with automountServiceAccountToken false on both
+// the ServiceAccount and the pod spec, and that a NetworkPolicy guards the namespace of every
+// Service.
 func (m *Manifests) CheckAccess() error {
 	var errs []error
-	usedBy := map[string]string{}
-	for _, s := range m.Services {
+	usedBy := map[string]string{} // ServiceAccount -> "Service catalog", "Job connect-migrate"
+	pod := func(o Object, account string, automount *bool) {
 		field := "spec.template.spec."
-		if s.AutomountToken == nil || *s.AutomountToken {
-			errs = append(errs, fieldError(s.Object, field+"automountServiceAccountToken", "must be false: no function talks to the Kubernetes API"))
+		if automount == nil || *automount {
+			errs = append(errs, fieldError(o, field+"automountServiceAccountToken", "must be false: nothing here talks to the Kubernetes API"))
 		}
-		if s.ServiceAccountName == "" {
-			errs = append(errs, fieldError(s.Object, field+"serviceAccountName", "required: each function runs as its own ServiceAccount"))
-		} else {
-			if other, dup := usedBy[s.ServiceAccountName]; dup {
-				errs = append(errs, fieldError(s.Object, field+"serviceAccountName", "%q is also used by Service %q: one ServiceAccount per function", s.ServiceAccountName, other))
-			}
-			usedBy[s.ServiceAccountName] = s.Name
-			i := slices.IndexFunc(m.ServiceAccounts, func(a ServiceAccount) bool {
-				return a.Name == s.ServiceAccountName && a.Namespace == s.Namespace
-			})
-			switch {
-			case i < 0:
-				errs = append(errs, fieldError(s.Object, field+"serviceAccountName", "no ServiceAccount %q in namespace %q", s.ServiceAccountName, s.Namespace))
-			case m.ServiceAccounts[i].AutomountToken == nil || *m.ServiceAccounts[i].AutomountToken:
-				errs = append(errs, fieldError(m.ServiceAccounts[i].Object, "automountServiceAccountToken", "must be false"))
-			}
+		if account == "" {
+			errs = append(errs, fieldError(o, field+"serviceAccountName", "required: each function and each Job runs as its own ServiceAccount"))
+			return
 		}
+		if other, dup := usedBy[account]; dup {
+			errs = append(errs, fieldError(o, field+"serviceAccountName", "%q is also used by %s: one ServiceAccount each", account, other))
+		}
+		usedBy[account] = fmt.Sprintf("%s %q", o.Kind, o.Name)
+		i := slices.IndexFunc(m.ServiceAccounts, func(a ServiceAccount) bool {
+			return a.Name == account && a.Namespace == o.Namespace
+		})
+		switch {
+		case i < 0:
+			errs = append(errs, fieldError(o, field+"serviceAccountName", "no ServiceAccount %q in namespace %q", account, o.Namespace))
+		case m.ServiceAccounts[i].AutomountToken == nil || *m.ServiceAccounts[i].AutomountToken:
+			errs = append(errs, fieldError(m.ServiceAccounts[i].Object, "automountServiceAccountToken", "must be false"))
+		}
+	}
+	for _, s := range m.Services {
+		pod(s.Object, s.ServiceAccountName, s.AutomountToken)
 		if !slices.ContainsFunc(m.NetworkPolicies, func(o Object) bool { return o.Namespace == s.Namespace }) {
 			errs = append(errs, fieldError(s.Object, "metadata.namespace", "no NetworkPolicy in namespace %q: anything in the cluster could reach the function", s.Namespace))
 		}
 	}
+	for _, j := range m.Jobs {
+		pod(j.Object, j.ServiceAccountName, j.AutomountToken)
+	}
 	return errors.Join(errs...)
+}
+
+// ImagePrefix is how every image of the manifests starts: ko builds the main package at the
+// import path that follows.
+const ImagePrefix = "ko://github.com/myscrollr/connect/"
+
+// MigrateImage is the image of the migration command (shared/db/cmd/migrate): the migration
+// Job, and the schema check that other Jobs wait on.
+const MigrateImage = ImagePrefix + "shared/db/cmd/migrate"
+
+// CheckJobImages checks that every container of every Job runs a ko image of a main package of
+// this repository: ImagePrefix and a folder of root (the repository) whose Go files are package
+// main. Anything else would fail the build (ko builds only main packages) or, worse, be pulled
+// from elsewhere.
+func (m *Manifests) CheckJobImages(root string) error {
+	var errs []error
+	for _, j := range m.Jobs {
+		for _, c := range j.Containers {
+			path, ok := strings.CutPrefix(c.Image, ImagePrefix)
+			if !ok || path == "" || filepath.IsAbs(path) || slices.Contains(strings.Split(path, "/"), "..") {
+				errs = append(errs, fieldError(j.Object, c.Field+".image", "must be %s<path of a main package>, got %q", ImagePrefix, c.Image))
+				continue
+			}
+			main, err := mainPackage(filepath.Join(root, filepath.FromSlash(path)))
+			switch {
+			case err != nil:
+				errs = append(errs, fieldError(j.Object, c.Field+".image", "%s: %v", c.Image, err))
+			case !main:
+				errs = append(errs, fieldError(j.Object, c.Field+".image", "%s: %s is not a main package: ko cannot build it", c.Image, path))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mainPackage reports whether dir holds Go files (tests aside) of package main.
+func mainPackage(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("no such folder in the repository")
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, name), nil, parser.PackageClauseOnly)
+		if err != nil {
+			return false, err
+		}
+		return f.Name.Name == "main", nil
+	}
+	return false, nil
+}
+
+// CheckJobs checks what keeps a Job bounded and confined: backoffLimit, activeDeadlineSeconds
+// (a stuck step must end, the functions wait for it) and ttlSecondsAfterFinished (finished Jobs
+// are removed) set; restartPolicy Never or OnFailure (the only ones a Job accepts); a pod that
+// runs as non-root with the RuntimeDefault seccomp profile, and containers with a read-only
+// root filesystem, no privilege escalation and every capability dropped (the Pod Security
+// Standard "restricted"); every container requesting cpu and memory and limiting memory.
+func (m *Manifests) CheckJobs() error {
+	var errs []error
+	for _, j := range m.Jobs {
+		for _, f := range []struct {
+			name string
+			v    *int
+			min  int
+		}{{"spec.backoffLimit", j.BackoffLimit, 0}, {"spec.activeDeadlineSeconds", j.ActiveDeadlineSeconds, 1}, {"spec.ttlSecondsAfterFinished", j.TTLSecondsAfterFinished, 0}} {
+			switch {
+			case f.v == nil:
+				errs = append(errs, fieldError(j.Object, f.name, "required: a Job must be bounded and cleaned up"))
+			case *f.v < f.min:
+				errs = append(errs, fieldError(j.Object, f.name, "must be at least %d, got %d", f.min, *f.v))
+			}
+		}
+		if j.RestartPolicy != "Never" && j.RestartPolicy != "OnFailure" {
+			errs = append(errs, fieldError(j.Object, "spec.template.spec.restartPolicy", "must be Never or OnFailure, got %q", j.RestartPolicy))
+		}
+		if j.RunAsNonRoot == nil || !*j.RunAsNonRoot {
+			errs = append(errs, fieldError(j.Object, "spec.template.spec.securityContext.runAsNonRoot", "must be true"))
+		}
+		if j.SeccompProfile != "RuntimeDefault" {
+			errs = append(errs, fieldError(j.Object, "spec.template.spec.securityContext.seccompProfile.type", "must be RuntimeDefault, got %q", j.SeccompProfile))
+		}
+		for _, c := range j.Containers {
+			sc := c.Field + ".securityContext."
+			if c.RunAsNonRoot != nil && !*c.RunAsNonRoot {
+				errs = append(errs, fieldError(j.Object, sc+"runAsNonRoot", "must not be false"))
+			}
+			if c.ReadOnlyRootFilesystem == nil || !*c.ReadOnlyRootFilesystem {
+				errs = append(errs, fieldError(j.Object, sc+"readOnlyRootFilesystem", "must be true"))
+			}
+			if c.AllowPrivilegeEscalation == nil || *c.AllowPrivilegeEscalation {
+				errs = append(errs, fieldError(j.Object, sc+"allowPrivilegeEscalation", "must be false"))
+			}
+			if !slices.Contains(c.DropCapabilities, "ALL") {
+				errs = append(errs, fieldError(j.Object, sc+"capabilities.drop", "must contain ALL, got %v", c.DropCapabilities))
+			}
+			for _, r := range []struct {
+				field string
+				set   map[string]string
+				key   string
+			}{{".resources.requests.cpu", c.Requests, "cpu"}, {".resources.requests.memory", c.Requests, "memory"}, {".resources.limits.memory", c.Limits, "memory"}} {
+				if r.set[r.key] == "" {
+					errs = append(errs, fieldError(j.Object, c.Field+r.field, "required"))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckJobOrder checks that every Job other than the migration waits for the schema before it
+// touches the database: a Job whose containers read DATABASE_URL starts with an init container
+// running migrateImage -check (exit 3 while the schema is behind) with the same DATABASE_URL
+// (its own role's, never the owner's), restartPolicy OnFailure so the kubelet retries the check
+// in place rather than failing the pod, and an activeDeadlineSeconds longer than the migration
+// Job's, which it waits for. The migration Job is the one whose main container runs
+// migrateImage without -check.
+func (m *Manifests) CheckJobOrder(migrateImage string) error {
+	var errs []error
+	var migration *Job
+	for i, j := range m.Jobs {
+		if cs := j.MainContainers(); len(cs) == 1 && cs[0].Image == migrateImage && !slices.Contains(cs[0].Args, "-check") {
+			migration = &m.Jobs[i]
+		}
+	}
+	if migration == nil && len(m.Jobs) > 0 {
+		errs = append(errs, fmt.Errorf("no migration Job (a Job running %s): the other Jobs would wait forever", migrateImage))
+	}
+	for _, j := range m.Jobs {
+		if migration != nil && j.Name == migration.Name {
+			continue
+		}
+		var url *EnvVar
+		for _, c := range j.MainContainers() {
+			if e, ok := c.Setting("DATABASE_URL"); ok {
+				url = &e
+			}
+		}
+		if url == nil {
+			continue
+		}
+		if len(j.Containers) == 0 || !j.Containers[0].Init || j.Containers[0].Image != migrateImage || !slices.Equal(j.Containers[0].Args, []string{"-check"}) {
+			errs = append(errs, fieldError(j.Object, "spec.template.spec.initContainers[0]", "must run %s with args [-check]: the Job reads the database and must wait for the migration", migrateImage))
+		} else if e, ok := j.Containers[0].Setting("DATABASE_URL"); !ok || !sameSource(e, *url) {
+			errs = append(errs, fieldError(j.Object, j.Containers[0].Field+".env", "DATABASE_URL must be the Job's own (%s), got %s", describeEnv(*url), describeEnv(e)))
+		}
+		if j.RestartPolicy != "OnFailure" {
+			errs = append(errs, fieldError(j.Object, "spec.template.spec.restartPolicy", "must be OnFailure so the schema check retries in place until the migration is done, got %q", j.RestartPolicy))
+		}
+		if migration != nil && migration.ActiveDeadlineSeconds != nil && (j.ActiveDeadlineSeconds == nil || *j.ActiveDeadlineSeconds <= *migration.ActiveDeadlineSeconds) {
+			errs = append(errs, fieldError(j.Object, "spec.activeDeadlineSeconds", "must be longer than Job %q's %d s, which it waits for", migration.Name, *migration.ActiveDeadlineSeconds))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// JobSharedSettings are the settings a Job running a function's image must give exactly as the
+// function's Service does: the same database and role, the same slot and publication (relay
+// -setup creates what the relay then streams).
+var JobSharedSettings = []string{"DATABASE_URL", "RELAY_SLOT", "RELAY_PUBLICATION"}
+
+// CheckJobSettings checks that a Job container running the image of a Service (a function's
+// one-shot step, like relay -setup) gives each of JobSharedSettings exactly as the Service does
+// (both unset counts as equal: both use the default), and any other setting both give alike.
+func (m *Manifests) CheckJobSettings() error {
+	var errs []error
+	for _, j := range m.Jobs {
+		for _, c := range j.MainContainers() {
+			i := slices.IndexFunc(m.Services, func(s Service) bool { return s.Image == c.Image })
+			if i < 0 {
+				continue
+			}
+			s := m.Services[i]
+			svc := map[string]EnvVar{}
+			for _, e := range s.Env {
+				svc[e.Name] = e
+			}
+			for _, name := range JobSharedSettings {
+				je, jok := c.Setting(name)
+				se, sok := svc[name]
+				if jok != sok || (jok && !sameSource(je, se)) {
+					errs = append(errs, fieldError(j.Object, c.Field+".env", "%s must be as Service %q gives it (%s), got %s", name, s.Name, describeEnv(se), describeEnv(je)))
+				}
+			}
+			for _, je := range c.Env {
+				if se, ok := svc[je.Name]; ok && !slices.Contains(JobSharedSettings, je.Name) && !sameSource(je, se) {
+					errs = append(errs, fieldError(j.Object, c.Field+".env", "%s must be as Service %q gives it (%s), got %s", je.Name, s.Name, describeEnv(se), describeEnv(je)))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sameSource reports whether two env entries give the same value: the same literal or the same
+// key of the same ConfigMap or Secret.
+func sameSource(a, b EnvVar) bool {
+	if (a.From == nil) != (b.From == nil) {
+		return false
+	}
+	if a.From == nil {
+		return a.Value == b.Value
+	}
+	return *a.From == *b.From
+}
+
+// describeEnv says where an env entry's value comes from, "unset" for the zero EnvVar.
+func describeEnv(e EnvVar) string {
+	switch {
+	case e.Name == "":
+		return "unset"
+	case e.From != nil:
+		return fmt.Sprintf("%s %s key %s", e.From.Kind, e.From.Name, e.From.Key)
+	}
+	return fmt.Sprintf("%q", e.Value)
 }
 
 // CheckKafkaAuth checks that every Kafka client of the manifests brings credentials: a Kafka

@@ -58,13 +58,17 @@ func relayUses(topics []string) []TopicUse {
 	return out
 }
 
+const repoRoot = "../../.." // where ko:// import paths below github.com/myscrollr/connect live
+
 // deployment is everything the checks read.
 type deployment struct {
-	m      *Manifests
-	k      *Kafka
-	kinds  APIKinds
-	relay  []string
-	orders map[string]string
+	m       *Manifests
+	k       *Kafka
+	kinds   APIKinds
+	relay   []string
+	orders  map[string]string
+	root    string // the repository, for the Jobs' images
+	secrets string // infra/secrets/README.md
 }
 
 func loadDeployment(t *testing.T, dirs ...string) deployment {
@@ -81,7 +85,8 @@ func loadDeployment(t *testing.T, dirs ...string) deployment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return deployment{m: m, k: k, kinds: kinds, relay: relayTopics(t), orders: DeliveryOrders}
+	return deployment{m: m, k: k, kinds: kinds, relay: relayTopics(t), orders: DeliveryOrders,
+		root: repoRoot, secrets: readSecretsList(t)}
 }
 
 // checks are the deployment checks by name, each returning every mistake it finds.
@@ -103,6 +108,11 @@ var checks = []struct {
 		return errors.Join(d.m.CheckKafkaAuth(), d.m.CheckServiceKafkaAuth("relay", "connect-relay"))
 	}},
 	{"earliest", func(d deployment) error { return d.m.CheckEarliestOffset() }},
+	{"job-images", func(d deployment) error { return d.m.CheckJobImages(d.root) }},
+	{"jobs", func(d deployment) error { return d.m.CheckJobs() }},
+	{"job-order", func(d deployment) error { return d.m.CheckJobOrder(MigrateImage) }},
+	{"job-settings", func(d deployment) error { return d.m.CheckJobSettings() }},
+	{"secrets", func(d deployment) error { return unlistedSecrets(d.m, d.secrets) }},
 }
 
 // TestDeploymentChecks runs every check on infra/knative alone (what skaffold applies) and
@@ -123,6 +133,14 @@ func TestDeploymentChecks(t *testing.T) {
 	}
 	if !slices.ContainsFunc(d.m.Triggers, func(tr Trigger) bool { return tr.DeliveryOrder == Ordered }) {
 		t.Fatal("no ordered Trigger")
+	}
+	// Both Jobs: the migration, and the relay's slot waiting for it.
+	var jobs []string
+	for _, j := range d.m.Jobs {
+		jobs = append(jobs, j.Name)
+	}
+	if !slices.Equal(jobs, []string{"connect-migrate", "connect-relay-setup"}) {
+		t.Fatalf("jobs = %v", jobs)
 	}
 	// The kind table comes from the CRDs: KafkaSink is served only as eventing.knative.dev/v1alpha1.
 	if got := d.kinds["KafkaSink"]; !slices.Equal(got, []string{KafkaSinkAPIVersion}) {
@@ -161,6 +179,36 @@ func TestDeploymentChecksCatchMistakes(t *testing.T) {
 		}
 		s.Env = append(s.Env, EnvVar{Name: name, Value: value})
 	}
+	job := func(d deployment, name string) *Job {
+		for i := range d.m.Jobs {
+			if d.m.Jobs[i].Name == name {
+				return &d.m.Jobs[i]
+			}
+		}
+		t.Fatalf("no Job %s", name)
+		return nil
+	}
+	// container is the container (or init container) name of Job jobName.
+	container := func(d deployment, jobName, name string) *Container {
+		j := job(d, jobName)
+		for i := range j.Containers {
+			if j.Containers[i].Name == name {
+				return &j.Containers[i]
+			}
+		}
+		t.Fatalf("Job %s has no container %s", jobName, name)
+		return nil
+	}
+	setEnvFrom := func(c *Container, name string, from *EnvSource) {
+		for i := range c.Env {
+			if c.Env[i].Name == name {
+				c.Env[i].From = from
+				return
+			}
+		}
+		c.Env = append(c.Env, EnvVar{Name: name, From: from})
+	}
+	no := false
 	configData := func(d deployment, name string) map[string]string {
 		for i := range d.m.ConfigMaps {
 			if d.m.ConfigMaps[i].Name == name {
@@ -333,6 +381,100 @@ func TestDeploymentChecksCatchMistakes(t *testing.T) {
 					}
 				}
 			}},
+		{"Job image of a library package", "job-images", `Job "connect-migrate": field spec.template.spec.containers[0].image: ko://github.com/myscrollr/connect/shared/db/migrate: shared/db/migrate is not a main package`,
+			func(d *deployment) {
+				container(*d, "connect-migrate", "migrate").Image = ImagePrefix + "shared/db/migrate"
+			}},
+		{"Job image of a folder that does not exist", "job-images", `field spec.template.spec.initContainers[0].image: ko://github.com/myscrollr/connect/shared/db/cmd/migrat: no such folder`,
+			func(d *deployment) {
+				container(*d, "connect-relay-setup", "wait-for-schema").Image = MigrateImage[:len(MigrateImage)-1]
+			}},
+		{"Job image from elsewhere", "job-images", `must be ko://github.com/myscrollr/connect/<path of a main package>, got "postgres:17"`,
+			func(d *deployment) { container(*d, "connect-migrate", "migrate").Image = "postgres:17" }},
+		{"Job image escaping the repository", "job-images", `got "ko://github.com/myscrollr/connect/../../etc"`,
+			func(d *deployment) { container(*d, "connect-migrate", "migrate").Image = ImagePrefix + "../../etc" }},
+		{"Job shares a function's ServiceAccount", "access", `Job "connect-relay-setup": field spec.template.spec.serviceAccountName: "function-relay" is also used by Service "relay"`,
+			func(d *deployment) { job(*d, "connect-relay-setup").ServiceAccountName = "function-relay" }},
+		{"Job without a ServiceAccount", "access", `Job "connect-migrate": field spec.template.spec.serviceAccountName: required`,
+			func(d *deployment) { job(*d, "connect-migrate").ServiceAccountName = "" }},
+		{"Job mounts a token", "access", `Job "connect-migrate": field spec.template.spec.automountServiceAccountToken: must be false`,
+			func(d *deployment) { job(*d, "connect-migrate").AutomountToken = nil }},
+		{"Job's ServiceAccount mounts its token", "access", `ServiceAccount "job-relay-setup": field automountServiceAccountToken: must be false`,
+			func(d *deployment) {
+				for i := range d.m.ServiceAccounts {
+					if d.m.ServiceAccounts[i].Name == "job-relay-setup" {
+						d.m.ServiceAccounts[i].AutomountToken = nil
+					}
+				}
+			}},
+		{"Job without a deadline", "jobs", `Job "connect-migrate": field spec.activeDeadlineSeconds: required`,
+			func(d *deployment) { job(*d, "connect-migrate").ActiveDeadlineSeconds = nil }},
+		{"Job kept forever", "jobs", `Job "connect-relay-setup": field spec.ttlSecondsAfterFinished: required`,
+			func(d *deployment) { job(*d, "connect-relay-setup").TTLSecondsAfterFinished = nil }},
+		{"Job with the default backoffLimit", "jobs", `field spec.backoffLimit: required`,
+			func(d *deployment) { job(*d, "connect-migrate").BackoffLimit = nil }},
+		{"Job restarting Always", "jobs", `Job "connect-migrate": field spec.template.spec.restartPolicy: must be Never or OnFailure, got "Always"`,
+			func(d *deployment) { job(*d, "connect-migrate").RestartPolicy = "Always" }},
+		{"Job as root", "jobs", `field spec.template.spec.securityContext.runAsNonRoot: must be true`,
+			func(d *deployment) { job(*d, "connect-migrate").RunAsNonRoot = &no }},
+		{"Job without seccomp", "jobs", `field spec.template.spec.securityContext.seccompProfile.type: must be RuntimeDefault, got ""`,
+			func(d *deployment) { job(*d, "connect-relay-setup").SeccompProfile = "" }},
+		{"Job container with a writable root", "jobs", `Job "connect-relay-setup": field spec.template.spec.initContainers[0].securityContext.readOnlyRootFilesystem: must be true`,
+			func(d *deployment) {
+				container(*d, "connect-relay-setup", "wait-for-schema").ReadOnlyRootFilesystem = &no
+			}},
+		{"Job container keeping capabilities", "jobs", `field spec.template.spec.containers[0].securityContext.capabilities.drop: must contain ALL, got [NET_RAW]`,
+			func(d *deployment) {
+				container(*d, "connect-migrate", "migrate").DropCapabilities = []string{"NET_RAW"}
+			}},
+		{"Job container may escalate", "jobs", `securityContext.allowPrivilegeEscalation: must be false`,
+			func(d *deployment) {
+				container(*d, "connect-relay-setup", "relay-setup").AllowPrivilegeEscalation = nil
+			}},
+		{"Job container without a memory limit", "jobs", `Job "connect-migrate": field spec.template.spec.containers[0].resources.limits.memory: required`,
+			func(d *deployment) { container(*d, "connect-migrate", "migrate").Limits = nil }},
+		{"relay setup does not wait for the migration", "job-order", `Job "connect-relay-setup": field spec.template.spec.initContainers[0]: must run ko://github.com/myscrollr/connect/shared/db/cmd/migrate with args [-check]`,
+			func(d *deployment) {
+				j := job(*d, "connect-relay-setup")
+				j.Containers = j.MainContainers()
+			}},
+		{"schema check as the owner", "job-order", `DATABASE_URL must be the Job's own (Secret connect-db-relay key DATABASE_URL), got Secret connect-db-migrate key DATABASE_URL`,
+			func(d *deployment) {
+				setEnvFrom(container(*d, "connect-relay-setup", "wait-for-schema"), "DATABASE_URL", &EnvSource{Kind: "Secret", Name: "connect-db-migrate", Key: "DATABASE_URL"})
+			}},
+		{"schema check that fails the pod", "job-order", `restartPolicy: must be OnFailure so the schema check retries in place`,
+			func(d *deployment) { job(*d, "connect-relay-setup").RestartPolicy = "Never" }},
+		{"relay setup gives up before the migration", "job-order", `field spec.activeDeadlineSeconds: must be longer than Job "connect-migrate"'s 600 s`,
+			func(d *deployment) {
+				short := 300
+				job(*d, "connect-relay-setup").ActiveDeadlineSeconds = &short
+			}},
+		{"no migration Job", "job-order", `no migration Job`,
+			func(d *deployment) {
+				d.m.Jobs = slices.DeleteFunc(d.m.Jobs, func(j Job) bool { return j.Name == "connect-migrate" })
+			}},
+		{"slot created in another database", "job-settings", `Job "connect-relay-setup": field spec.template.spec.containers[0].env: DATABASE_URL must be as Service "relay" gives it (Secret connect-db-relay key DATABASE_URL), got Secret connect-db-catalog key DATABASE_URL`,
+			func(d *deployment) {
+				c := container(*d, "connect-relay-setup", "relay-setup")
+				setEnvFrom(c, "DATABASE_URL", &EnvSource{Kind: "Secret", Name: "connect-db-catalog", Key: "DATABASE_URL"})
+				// The schema check follows, so only the settings check sees the mismatch.
+				setEnvFrom(container(*d, "connect-relay-setup", "wait-for-schema"), "DATABASE_URL", c.Env[0].From)
+			}},
+		{"relay streams a slot the Job does not create", "job-settings", `RELAY_SLOT must be as Service "relay" gives it ("connect_relay_v2"), got unset`,
+			func(d *deployment) { setEnv(svc(*d, "relay"), "RELAY_SLOT", "connect_relay_v2") }},
+		{"Job's Kafka differs from the relay's", "job-settings", `KAFKA_BROKERS must be as Service "relay" gives it (ConfigMap connect-config key KAFKA_BROKERS), got "localhost:9092"`,
+			func(d *deployment) {
+				c := container(*d, "connect-relay-setup", "relay-setup")
+				for i := range c.Env {
+					if c.Env[i].Name == "KAFKA_BROKERS" {
+						c.Env[i] = EnvVar{Name: "KAFKA_BROKERS", Value: "localhost:9092"}
+					}
+				}
+			}},
+		{"Job reads a Secret not listed", "secrets", `Secret connect-db-owner key DATABASE_URL is referenced by the manifests but not listed`,
+			func(d *deployment) {
+				setEnvFrom(container(*d, "connect-migrate", "migrate"), "DATABASE_URL", &EnvSource{Kind: "Secret", Name: "connect-db-owner", Key: "DATABASE_URL"})
+			}},
 		{"data-plane config not shipped", "earliest", `no ConfigMap knative-eventing/config-kafka-broker-data-plane`,
 			func(d *deployment) {
 				d.m.ConfigMaps = slices.DeleteFunc(d.m.ConfigMaps, func(c ConfigMap) bool { return c.Name == DataPlaneConfigMap })
@@ -342,6 +484,11 @@ func TestDeploymentChecksCatchMistakes(t *testing.T) {
 	also := map[string][]string{
 		"dead-letter topic not declared": {"acls"}, "external topic not declared": {"acls"},
 		"KafkaSource topic not declared": {"acls"}, "relay topic not declared": {"acls"},
+		// A Secret named after no KafkaUser is not listed either.
+		"sink secret without a user": {"secrets"},
+		// A Job whose image is not the migration's is not the migration Job, nor the wait.
+		"Job image of a library package": {"job-order"}, "Job image from elsewhere": {"job-order"},
+		"Job image escaping the repository": {"job-order"}, "Job image of a folder that does not exist": {"job-order"},
 	}
 	names := map[string]bool{}
 	for _, c := range checks {

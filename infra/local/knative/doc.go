@@ -6,7 +6,10 @@
 // kinds the local runtime acts on: serving.knative.dev/v1 Service, eventing.knative.dev/v1
 // Broker and Trigger, sources.knative.dev PingSource and KafkaSource, and
 // eventing.knative.dev/v1alpha1 KafkaSink (dead-letter topics). Core kinds that configure the
-// cluster (Namespace, ConfigMap, Secret, ...) are accepted and ignored; any other kind is an
+// cluster (Namespace, ConfigMap, Secret, ...) are accepted and ignored, and so are batch/v1
+// Jobs (the migration and the relay's slot, run before the functions roll out: the local
+// stack migrates itself and the relay creates its slot), which Load decodes strictly for the
+// deployment checks (deploy.go) since no CRD schema validates them; any other kind is an
 // error, so a typo in apiVersion or kind is caught early. Load also checks references: every
 // Trigger names an existing Broker, every subscriber, sink and dead-letter sink names an
 // existing Service or KafkaSink. Errors name the file, the kind, the object and the field.

@@ -37,10 +37,11 @@ const (
 const KafkaSinkAPIVersion = "eventing.knative.dev/v1alpha1"
 
 // ignoredKinds are built-in kinds that configure the cluster; the local runtime has no use for
-// them. ServiceAccounts, ConfigMaps and NetworkPolicies are still read for the deployment checks.
+// them. ServiceAccounts, ConfigMaps, NetworkPolicies and Jobs are still read for the
+// deployment checks.
 var ignoredKinds = map[string]bool{
 	"v1/Namespace": true, "v1/ConfigMap": true, "v1/Secret": true, "v1/ServiceAccount": true,
-	"networking.k8s.io/v1/NetworkPolicy": true,
+	"networking.k8s.io/v1/NetworkPolicy": true, "batch/v1/Job": true,
 }
 
 // dns1123Label is the shape of a Kubernetes object name that is also a DNS label.
@@ -215,20 +216,86 @@ type rawService struct {
 					Ports []struct {
 						ContainerPort int `json:"containerPort"`
 					} `json:"ports"`
-					Env []struct {
-						Name      string `json:"name"`
-						Value     string `json:"value"`
-						ValueFrom *struct {
-							ConfigMapKeyRef *struct{ Name, Key string } `json:"configMapKeyRef"`
-							SecretKeyRef    *struct{ Name, Key string } `json:"secretKeyRef"`
-						} `json:"valueFrom"`
-					} `json:"env"`
-					ReadinessProbe *rawProbe `json:"readinessProbe"`
-					LivenessProbe  *rawProbe `json:"livenessProbe"`
+					Env            []rawEnvVar `json:"env"`
+					ReadinessProbe *rawProbe   `json:"readinessProbe"`
+					LivenessProbe  *rawProbe   `json:"livenessProbe"`
 				} `json:"containers"`
 			} `json:"spec"`
 		} `json:"template"`
 	} `json:"spec"`
+}
+
+type rawEnvVar struct {
+	Name      string `json:"name"`
+	Value     string `json:"value"`
+	ValueFrom *struct {
+		ConfigMapKeyRef *rawKeyRef `json:"configMapKeyRef"`
+		SecretKeyRef    *rawKeyRef `json:"secretKeyRef"`
+	} `json:"valueFrom"`
+}
+
+type rawKeyRef struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}
+
+// rawJob is the part of a batch/v1 Job the manifests may use. Jobs have no CRD to validate
+// against, so a Job is decoded strictly: a field not listed here (a misspelt one, or one the
+// deployment checks do not know yet) is an error rather than silently dropped.
+type rawJob struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name        string            `json:"name"`
+		Namespace   string            `json:"namespace"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+	} `json:"metadata"`
+	Spec struct {
+		BackoffLimit            *int `json:"backoffLimit"`
+		ActiveDeadlineSeconds   *int `json:"activeDeadlineSeconds"`
+		TTLSecondsAfterFinished *int `json:"ttlSecondsAfterFinished"`
+		Template                struct {
+			Metadata struct {
+				Labels      map[string]string `json:"labels"`
+				Annotations map[string]string `json:"annotations"`
+			} `json:"metadata"`
+			Spec struct {
+				RestartPolicy                string `json:"restartPolicy"`
+				ServiceAccountName           string `json:"serviceAccountName"`
+				AutomountServiceAccountToken *bool  `json:"automountServiceAccountToken"`
+				SecurityContext              *struct {
+					RunAsNonRoot   *bool `json:"runAsNonRoot"`
+					RunAsUser      *int  `json:"runAsUser"`
+					RunAsGroup     *int  `json:"runAsGroup"`
+					SeccompProfile *struct {
+						Type string `json:"type"`
+					} `json:"seccompProfile"`
+				} `json:"securityContext"`
+				InitContainers []rawContainer `json:"initContainers"`
+				Containers     []rawContainer `json:"containers"`
+			} `json:"spec"`
+		} `json:"template"`
+	} `json:"spec"`
+}
+
+type rawContainer struct {
+	Name            string      `json:"name"`
+	Image           string      `json:"image"`
+	Args            []string    `json:"args"`
+	Env             []rawEnvVar `json:"env"`
+	SecurityContext *struct {
+		RunAsNonRoot             *bool `json:"runAsNonRoot"`
+		ReadOnlyRootFilesystem   *bool `json:"readOnlyRootFilesystem"`
+		AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation"`
+		Capabilities             *struct {
+			Drop []string `json:"drop"`
+		} `json:"capabilities"`
+	} `json:"securityContext"`
+	Resources struct {
+		Requests map[string]string `json:"requests"`
+		Limits   map[string]string `json:"limits"`
+	} `json:"resources"`
 }
 
 type rawProbe struct {
@@ -371,6 +438,12 @@ func (m *Manifests) parseDocument(d Document) error {
 		m.ConfigMaps = append(m.ConfigMaps, ConfigMap{Object: o, Data: h.Data})
 	case h.APIVersion == "networking.k8s.io/v1" && h.Kind == "NetworkPolicy":
 		m.NetworkPolicies = append(m.NetworkPolicies, o)
+	case h.APIVersion == "batch/v1" && h.Kind == "Job":
+		j, err := convertJob(o, d.JSON)
+		if err != nil {
+			return err
+		}
+		m.Jobs = append(m.Jobs, j)
 	case ignoredKinds[h.APIVersion+"/"+h.Kind]:
 		return nil
 	case h.APIVersion == "serving.knative.dev/v1" && h.Kind == "Service":
@@ -552,22 +625,12 @@ func convertService(o Object, r rawService) (Service, error) {
 	}
 	for i, e := range c.Env {
 		field := fmt.Sprintf("spec.template.spec.containers[0].env[%d]", i)
-		if e.Name == "" {
-			return s, fieldError(o, field+".name", "required")
-		}
 		if e.Name == "PORT" {
 			return s, fieldError(o, field+".name", "PORT is reserved: Knative sets it")
 		}
-		v := EnvVar{Name: e.Name, Value: e.Value}
-		if e.ValueFrom != nil {
-			switch {
-			case e.ValueFrom.ConfigMapKeyRef != nil:
-				v.From = &EnvSource{Kind: "ConfigMap", Name: e.ValueFrom.ConfigMapKeyRef.Name, Key: e.ValueFrom.ConfigMapKeyRef.Key}
-			case e.ValueFrom.SecretKeyRef != nil:
-				v.From = &EnvSource{Kind: "Secret", Name: e.ValueFrom.SecretKeyRef.Name, Key: e.ValueFrom.SecretKeyRef.Key}
-			default:
-				return s, fieldError(o, field+".valueFrom", "only configMapKeyRef and secretKeyRef are supported")
-			}
+		v, err := convertEnv(o, field, e)
+		if err != nil {
+			return s, err
 		}
 		s.Env = append(s.Env, v)
 	}
@@ -588,6 +651,79 @@ func convertService(o Object, r rawService) (Service, error) {
 		s.Probes = append(s.Probes, probe)
 	}
 	return s, nil
+}
+
+// convertEnv converts one env entry (at field, for errors).
+func convertEnv(o Object, field string, e rawEnvVar) (EnvVar, error) {
+	if e.Name == "" {
+		return EnvVar{}, fieldError(o, field+".name", "required")
+	}
+	v := EnvVar{Name: e.Name, Value: e.Value}
+	if e.ValueFrom != nil {
+		switch {
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			v.From = &EnvSource{Kind: "ConfigMap", Name: e.ValueFrom.ConfigMapKeyRef.Name, Key: e.ValueFrom.ConfigMapKeyRef.Key}
+		case e.ValueFrom.SecretKeyRef != nil:
+			v.From = &EnvSource{Kind: "Secret", Name: e.ValueFrom.SecretKeyRef.Name, Key: e.ValueFrom.SecretKeyRef.Key}
+		default:
+			return v, fieldError(o, field+".valueFrom", "only configMapKeyRef and secretKeyRef are supported")
+		}
+	}
+	return v, nil
+}
+
+// convertJob decodes a batch/v1 Job strictly (rawJob) into a Job.
+func convertJob(o Object, data []byte) (Job, error) {
+	var r rawJob
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Job{}, fmt.Errorf("%s: %s %q: %v (a Job has no CRD schema: the loader knows the fields of rawJob, add a new one there)", o.File, o.Kind, o.Name, typeError(err))
+	}
+	ps := r.Spec.Template.Spec
+	j := Job{Object: o, BackoffLimit: r.Spec.BackoffLimit, ActiveDeadlineSeconds: r.Spec.ActiveDeadlineSeconds,
+		TTLSecondsAfterFinished: r.Spec.TTLSecondsAfterFinished, RestartPolicy: ps.RestartPolicy,
+		ServiceAccountName: ps.ServiceAccountName, AutomountToken: ps.AutomountServiceAccountToken}
+	if sc := ps.SecurityContext; sc != nil {
+		j.RunAsNonRoot = sc.RunAsNonRoot
+		if sc.SeccompProfile != nil {
+			j.SeccompProfile = sc.SeccompProfile.Type
+		}
+	}
+	if len(ps.Containers) == 0 {
+		return j, fieldError(o, "spec.template.spec.containers", "at least one container is required")
+	}
+	for _, list := range []struct {
+		field string
+		init  bool
+		cs    []rawContainer
+	}{{"spec.template.spec.initContainers", true, ps.InitContainers}, {"spec.template.spec.containers", false, ps.Containers}} {
+		for i, rc := range list.cs {
+			c := Container{Field: fmt.Sprintf("%s[%d]", list.field, i), Init: list.init, Name: rc.Name, Image: rc.Image,
+				Args: rc.Args, Requests: rc.Resources.Requests, Limits: rc.Resources.Limits}
+			if c.Name == "" {
+				return j, fieldError(o, c.Field+".name", "required")
+			}
+			if c.Image == "" {
+				return j, fieldError(o, c.Field+".image", "required")
+			}
+			if sc := rc.SecurityContext; sc != nil {
+				c.RunAsNonRoot, c.ReadOnlyRootFilesystem, c.AllowPrivilegeEscalation = sc.RunAsNonRoot, sc.ReadOnlyRootFilesystem, sc.AllowPrivilegeEscalation
+				if sc.Capabilities != nil {
+					c.DropCapabilities = sc.Capabilities.Drop
+				}
+			}
+			for k, e := range rc.Env {
+				v, err := convertEnv(o, fmt.Sprintf("%s.env[%d]", c.Field, k), e)
+				if err != nil {
+					return j, err
+				}
+				c.Env = append(c.Env, v)
+			}
+			j.Containers = append(j.Containers, c)
+		}
+	}
+	return j, nil
 }
 
 func scaleAnnotation(o Object, ann map[string]string, key string) (int, error) {
@@ -690,6 +826,11 @@ func (m *Manifests) check() error {
 	}
 	for _, s := range m.KafkaSinks {
 		if err := unique(s.Object); err != nil {
+			return err
+		}
+	}
+	for _, j := range m.Jobs {
+		if err := unique(j.Object); err != nil {
 			return err
 		}
 	}

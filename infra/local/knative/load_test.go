@@ -278,3 +278,101 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+const jobManifest = `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: step
+  namespace: connect
+  labels: {app.kubernetes.io/name: step}
+spec:
+  backoffLimit: 2
+  activeDeadlineSeconds: 60
+  ttlSecondsAfterFinished: 3600
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: step}
+    spec:
+      restartPolicy: OnFailure
+      serviceAccountName: job-step
+      automountServiceAccountToken: false
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+      initContainers:
+        - name: wait
+          image: ko://github.com/myscrollr/connect/shared/db/cmd/migrate
+          args: ["-check"]
+          env:
+            - {name: DATABASE_URL, valueFrom: {secretKeyRef: {name: connect-db-relay, key: DATABASE_URL}}}
+      containers:
+        - name: run
+          image: ko://github.com/myscrollr/connect/functions/relay
+          args: ["-setup"]
+          env:
+            - {name: KAFKA_BROKERS, valueFrom: {configMapKeyRef: {name: connect-config, key: KAFKA_BROKERS}}}
+            - {name: RELAY_SLOT, value: connect_relay}
+          securityContext:
+            readOnlyRootFilesystem: true
+            allowPrivilegeEscalation: false
+            capabilities: {drop: [ALL]}
+          resources:
+            requests: {cpu: 10m, memory: 32Mi}
+            limits: {memory: 64Mi}
+`
+
+// TestLoadJob reads a batch/v1 Job: kept for the deployment checks, init containers first,
+// and decoded strictly, since no CRD schema checks its fields.
+func TestLoadJob(t *testing.T) {
+	m, err := Parse("jobs.yaml", []byte(jobManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Jobs) != 1 || len(m.Services) != 0 {
+		t.Fatalf("jobs %d, services %d", len(m.Jobs), len(m.Services))
+	}
+	j := m.Jobs[0]
+	if j.Name != "step" || j.Namespace != "connect" || *j.BackoffLimit != 2 || *j.ActiveDeadlineSeconds != 60 ||
+		*j.TTLSecondsAfterFinished != 3600 || j.RestartPolicy != "OnFailure" || j.ServiceAccountName != "job-step" ||
+		*j.AutomountToken || !*j.RunAsNonRoot || j.SeccompProfile != "RuntimeDefault" {
+		t.Fatalf("job = %+v", j)
+	}
+	if len(j.Containers) != 2 {
+		t.Fatalf("containers = %+v", j.Containers)
+	}
+	w, r := j.Containers[0], j.Containers[1]
+	if !w.Init || w.Field != "spec.template.spec.initContainers[0]" || w.Name != "wait" || strings.Join(w.Args, " ") != "-check" ||
+		len(w.Env) != 1 || w.Env[0].From == nil || *w.Env[0].From != (EnvSource{Kind: "Secret", Name: "connect-db-relay", Key: "DATABASE_URL"}) {
+		t.Errorf("init container = %+v", w)
+	}
+	if r.Init || r.Field != "spec.template.spec.containers[0]" || r.Image != "ko://github.com/myscrollr/connect/functions/relay" ||
+		!*r.ReadOnlyRootFilesystem || *r.AllowPrivilegeEscalation || strings.Join(r.DropCapabilities, ",") != "ALL" ||
+		r.Requests["cpu"] != "10m" || r.Limits["memory"] != "64Mi" || r.RunAsNonRoot != nil {
+		t.Errorf("container = %+v", r)
+	}
+	if e, ok := r.Setting("RELAY_SLOT"); !ok || e.Value != "connect_relay" || e.From != nil {
+		t.Errorf("RELAY_SLOT = %+v, %v", e, ok)
+	}
+	if _, ok := r.Setting("DATABASE_URL"); ok {
+		t.Error("DATABASE_URL found in the main container")
+	}
+	if mc := j.MainContainers(); len(mc) != 1 || mc[0].Name != "run" {
+		t.Errorf("main containers = %+v", mc)
+	}
+
+	for _, c := range []struct{ name, yaml, want string }{
+		{"misspelt field", strings.Replace(jobManifest, "activeDeadlineSeconds", "activeDeadlineSecond", 1), `Job "step": json: unknown field "activeDeadlineSecond"`},
+		{"unknown container field", strings.Replace(jobManifest, "          args: [\"-setup\"]", "          arg: [\"-setup\"]", 1), `unknown field "arg"`},
+		{"no containers", jobManifest[:strings.Index(jobManifest, "      containers:")], `Job "step": field spec.template.spec.containers: at least one container is required`},
+		{"container without an image", strings.Replace(jobManifest, "          image: ko://github.com/myscrollr/connect/functions/relay\n", "", 1), `field spec.template.spec.containers[0].image: required`},
+		{"env without a name", strings.Replace(jobManifest, "{name: RELAY_SLOT, value: connect_relay}", "{value: connect_relay}", 1), `field spec.template.spec.containers[0].env[1].name: required`},
+		{"env from a field", strings.Replace(jobManifest, "{name: RELAY_SLOT, value: connect_relay}", "{name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}", 1), `unknown field "fieldRef"`},
+		{"wrong type", strings.Replace(jobManifest, "backoffLimit: 2", "backoffLimit: two", 1), `field spec.backoffLimit: expected int`},
+		{"duplicate", jobManifest + "---\n" + jobManifest, `Job "step": also defined in jobs.yaml`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("jobs.yaml", []byte(c.yaml))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Parse = %v, want %q", err, c.want)
+			}
+		})
+	}
+}

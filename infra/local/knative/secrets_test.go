@@ -2,6 +2,8 @@ package knative
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,19 +14,30 @@ import (
 
 const secretsDir = "../../secrets" // README.md and create.sh
 
-// secretKeys returns "secret/key" for every Secret key the manifests reference: Service env,
-// the Kafka Broker's config, KafkaSinks and KafkaSources.
+// secretKeys returns "secret/key" for every Secret key the manifests reference: Service and Job
+// env (init containers too), the Kafka Broker's config, KafkaSinks and KafkaSources.
 func secretKeys(m *Manifests) []string {
 	kafkaKeys := []string{"protocol", "sasl.mechanism", "user", "password", "ca.crt"}
 	var out []string
-	for _, s := range m.Services {
-		for _, e := range s.Env {
+	env := func(list []EnvVar) {
+		for _, e := range list {
 			if e.From != nil && e.From.Kind == "Secret" {
 				out = append(out, e.From.Name+"/"+e.From.Key)
 			}
 		}
 	}
+	for _, s := range m.Services {
+		env(s.Env)
+	}
+	for _, j := range m.Jobs {
+		for _, c := range j.Containers {
+			env(c.Env)
+		}
+	}
 	kafka := func(secret string) {
+		if secret == "" {
+			return // no Secret named: CheckKafkaAuth reports it
+		}
 		for _, k := range kafkaKeys {
 			out = append(out, secret+"/"+k)
 		}
@@ -51,23 +64,22 @@ func secretKeys(m *Manifests) []string {
 	return slices.Compact(out)
 }
 
-// TestSecretsListed checks that infra/secrets/README.md names every Secret and key the
-// manifests (deployed and pending) reference, in one table row each.
-func TestSecretsListed(t *testing.T) {
-	m, err := Load(manifestDir, pendingDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+// readSecretsList returns infra/secrets/README.md.
+func readSecretsList(t *testing.T) string {
+	t.Helper()
 	readme, err := os.ReadFile(filepath.Join(secretsDir, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := strings.Split(string(readme), "\n")
-	keys := secretKeys(m)
-	if len(keys) < 10 {
-		t.Fatalf("only %d secret keys found: %v", len(keys), keys)
-	}
-	for _, sk := range keys {
+	return string(readme)
+}
+
+// unlistedSecrets reports every Secret key the manifests reference that readme (the text of
+// infra/secrets/README.md) does not list in a table row.
+func unlistedSecrets(m *Manifests, readme string) error {
+	rows := strings.Split(readme, "\n")
+	var errs []error
+	for _, sk := range secretKeys(m) {
 		secret, key, _ := strings.Cut(sk, "/")
 		listed := slices.ContainsFunc(rows, func(r string) bool {
 			if !strings.HasPrefix(r, "| ") || !strings.Contains(r, "`"+key+"`") {
@@ -82,8 +94,26 @@ func TestSecretsListed(t *testing.T) {
 			return strings.HasPrefix(r, "| `"+secret+"` | same |")
 		})
 		if !listed && !kafkaSame {
-			t.Errorf("Secret %s key %s is referenced by the manifests but not listed in infra/secrets/README.md", secret, key)
+			errs = append(errs, fmt.Errorf("Secret %s key %s is referenced by the manifests but not listed in infra/secrets/README.md", secret, key))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// TestSecretsListed checks that infra/secrets/README.md names every Secret and key the
+// manifests (deployed and pending, Jobs included) reference, in one table row each. The
+// deployment checks run the same comparison ("secrets") with planted mistakes.
+func TestSecretsListed(t *testing.T) {
+	m, err := Load(manifestDir, pendingDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := secretKeys(m)
+	if len(keys) < 10 || !slices.Contains(keys, "connect-db-migrate/DATABASE_URL") {
+		t.Fatalf("only %d secret keys found, or not the migration Job's: %v", len(keys), keys)
+	}
+	if err := unlistedSecrets(m, readSecretsList(t)); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -138,6 +168,7 @@ func TestCreateSecretsScript(t *testing.T) {
 		"DATABASE_URL_CATALOG": marker + "1", "DATABASE_URL_UNINSTALL": marker + "2",
 		"DATABASE_URL_LOGTO_WEBHOOK": marker + "3", "DATABASE_URL_RELAY": marker + "4",
 		"LOGTO_M2M_APP_ID": marker + "5", "LOGTO_M2M_APP_SECRET": marker + "6",
+		"DATABASE_URL_MIGRATE": marker + "8",
 	}
 	run := func(t *testing.T, file string, extra ...string) (string, string, error) {
 		bin, log := fakeKubectl(t)
@@ -185,6 +216,7 @@ func TestCreateSecretsScript(t *testing.T) {
 		}
 		for _, want := range []string{
 			"SECRET connect-db-relay DATABASE_URL=" + marker + "4\n",
+			"SECRET connect-db-migrate DATABASE_URL=" + marker + "8\n",  // the migration Job's owner role
 			"SECRET connect-secrets LOGTO_M2M_APP_ID=" + marker + "5\n", // the environment wins
 			"SECRET connect-secrets LOGTO_WEBHOOK_SIGNING_KEY=" + marker + "7\n",
 			"SECRET connect-kafka-broker password=strimzi-value\n",

@@ -17,6 +17,65 @@ type Manifests struct {
 	ServiceAccounts []ServiceAccount
 	ConfigMaps      []ConfigMap
 	NetworkPolicies []Object
+	// Jobs are the one-shot steps run before the functions roll out (the migration, the
+	// relay's slot). The local runtime does not run them (the stack migrates, the relay
+	// creates its slot at start); the deployment checks do read them.
+	Jobs []Job
+}
+
+// Job is a batch/v1 Job.
+type Job struct {
+	Object
+	BackoffLimit            *int   // spec.backoffLimit; nil when unset (Kubernetes: 6)
+	ActiveDeadlineSeconds   *int   // spec.activeDeadlineSeconds; nil when unset (no deadline)
+	TTLSecondsAfterFinished *int   // spec.ttlSecondsAfterFinished; nil when unset (kept forever)
+	RestartPolicy           string // spec.template.spec.restartPolicy
+	ServiceAccountName      string // spec.template.spec.serviceAccountName, "" when unset
+	AutomountToken          *bool  // spec.template.spec.automountServiceAccountToken, nil when unset
+	// RunAsNonRoot and SeccompProfile are the pod's securityContext (runAsNonRoot,
+	// seccompProfile.type), nil and "" when unset.
+	RunAsNonRoot   *bool
+	SeccompProfile string
+	// Containers are the init containers, in order, then the containers.
+	Containers []Container
+}
+
+// MainContainers returns the Job's containers that are not init containers.
+func (j Job) MainContainers() []Container {
+	var out []Container
+	for _, c := range j.Containers {
+		if !c.Init {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Container is one container of a Job's pod.
+type Container struct {
+	Field string // where it is, e.g. spec.template.spec.initContainers[0]
+	Init  bool   // an init container
+	Name  string
+	Image string
+	Args  []string
+	Env   []EnvVar
+	// The container's securityContext: nil when unset.
+	RunAsNonRoot             *bool
+	ReadOnlyRootFilesystem   *bool
+	AllowPrivilegeEscalation *bool
+	DropCapabilities         []string
+	// Requests and Limits are resources.requests and resources.limits as written.
+	Requests, Limits map[string]string
+}
+
+// Setting returns the container's env entry name.
+func (c Container) Setting(name string) (EnvVar, bool) {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return EnvVar{}, false
 }
 
 // ServiceAccount is a core v1 ServiceAccount.

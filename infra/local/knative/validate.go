@@ -23,6 +23,8 @@ var SkipReason = map[string]string{
 	"v1/ServiceAccount": "core Kubernetes kind, not a CRD",
 	// Built into the API server (networking.k8s.io), validated by it, not a CRD.
 	"networking.k8s.io/v1/NetworkPolicy": "built-in Kubernetes kind, not a CRD",
+	// Built in (batch); Load decodes Jobs strictly instead (rawJob), and deploy.go checks them.
+	"batch/v1/Job": "built-in Kubernetes kind, not a CRD",
 }
 
 // Schemas validates manifests against CRD schemas, keyed by "apiVersion/Kind".

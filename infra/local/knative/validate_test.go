@@ -32,11 +32,11 @@ func TestManifestsValidate(t *testing.T) {
 	}
 }
 
-// TestSkipOnlyCoreKinds keeps SkipReason to the kinds built into Kubernetes (the core group and
-// networking.k8s.io), which have no CRD: every custom kind must be validated.
+// TestSkipOnlyCoreKinds keeps SkipReason to the kinds built into Kubernetes (the core group,
+// networking.k8s.io and batch), which have no CRD: every custom kind must be validated.
 func TestSkipOnlyCoreKinds(t *testing.T) {
 	for k := range SkipReason {
-		if !strings.HasPrefix(k, "v1/") && !strings.HasPrefix(k, "networking.k8s.io/v1/") {
+		if !strings.HasPrefix(k, "v1/") && !strings.HasPrefix(k, "networking.k8s.io/v1/") && !strings.HasPrefix(k, "batch/v1/") {
 			t.Errorf("SkipReason skips %s, a custom kind: validate it against its CRD instead", k)
 		}
 	}
@@ -242,7 +242,7 @@ func TestServicesMatchFunctions(t *testing.T) {
 }
 
 // TestSkaffoldBuildsEveryService checks that skaffold.yaml builds exactly the images of the
-// Services in infra/knative: one ko artifact per Service, none for pending functions.
+// Services and Jobs in infra/knative: one ko artifact per image, none for pending functions.
 func TestSkaffoldBuildsEveryService(t *testing.T) {
 	m, err := Load(manifestDir)
 	if err != nil {
@@ -262,8 +262,17 @@ func TestSkaffoldBuildsEveryService(t *testing.T) {
 	for _, s := range m.Services {
 		images = append(images, s.Image)
 	}
+	for _, j := range m.Jobs {
+		for _, c := range j.Containers {
+			images = append(images, c.Image)
+		}
+	}
 	slices.Sort(artifacts)
 	slices.Sort(images)
+	images = slices.Compact(images) // the relay's Service and its setup Job share an image
+	if !slices.Contains(images, MigrateImage) {
+		t.Fatalf("no Job runs %s: %v", MigrateImage, images)
+	}
 	if !slices.Equal(artifacts, images) {
 		t.Errorf("skaffold.yaml builds %v, infra/knative runs %v", artifacts, images)
 	}
@@ -301,7 +310,9 @@ func stringLiterals(t *testing.T, dir string) map[string]bool {
 // function is read by it: named in the function's own code (its Config) or in the runtime's
 // (shared/runtime). A setting nobody reads is dead configuration and must go. (The other
 // direction, a required setting missing from the Service, fails the function at start, which
-// the local stack and the e2e tests do from these same manifests.)
+// the local stack and the e2e tests do from these same manifests.) Likewise every setting a
+// Job's container gets is named in its program's own folder (the ko path of its image; a Job
+// runs one command, not the runtime).
 func TestServiceEnvIsRead(t *testing.T) {
 	m, err := Load(manifestDir)
 	if err != nil {
@@ -313,6 +324,24 @@ func TestServiceEnvIsRead(t *testing.T) {
 		for _, e := range s.Env {
 			if !own[e.Name] && !runtimeNames[e.Name] {
 				t.Errorf("Service %q sets %s, which neither functions/%s nor shared/runtime reads: remove it", s.Name, e.Name, s.Name)
+			}
+		}
+	}
+	if len(m.Jobs) == 0 {
+		t.Fatal("no Jobs in infra/knative")
+	}
+	for _, j := range m.Jobs {
+		for _, c := range j.Containers {
+			path, ok := strings.CutPrefix(c.Image, ImagePrefix)
+			if !ok {
+				t.Errorf("Job %q container %s: image %q is not built here", j.Name, c.Name, c.Image)
+				continue
+			}
+			own := stringLiterals(t, filepath.Join("../../..", filepath.FromSlash(path)))
+			for _, e := range c.Env {
+				if !own[e.Name] {
+					t.Errorf("Job %q container %s sets %s, which %s does not read: remove it", j.Name, c.Name, e.Name, path)
+				}
 			}
 		}
 	}
@@ -331,6 +360,8 @@ func TestSkaffoldDependenciesAndOrder(t *testing.T) {
 			Artifacts []struct {
 				Image string `json:"image"`
 				Ko    struct {
+					Dir          string   `json:"dir"`
+					Flags        []string `json:"flags"`
 					Dependencies struct {
 						Paths []string `json:"paths"`
 					} `json:"dependencies"`
@@ -353,6 +384,14 @@ func TestSkaffoldDependenciesAndOrder(t *testing.T) {
 			if !slices.Contains(a.Ko.Dependencies.Paths, want) {
 				t.Errorf("%s: dependencies lack %s", a.Image, want)
 			}
+		}
+		// The production build flags (Makefile BUILDFLAGS): no Lambda adapter in Knative images.
+		if !slices.Contains(a.Ko.Flags, "-tags=nolambda") || !slices.Contains(a.Ko.Flags, "-trimpath") {
+			t.Errorf("%s: flags %v lack -trimpath or -tags=nolambda", a.Image, a.Ko.Flags)
+		}
+		// ko builds the import path of a ko:// image in dir, which must be its module.
+		if mod := strings.SplitN(fn, "/", 2)[0]; a.Ko.Dir != mod {
+			t.Errorf("%s: ko.dir %q, want its module %q", a.Image, a.Ko.Dir, mod)
 		}
 	}
 	if got := cfg.Manifests.RawYaml; !slices.Equal(got, []string{"infra/kafka/*.yaml", "infra/knative/*.yaml"}) {
