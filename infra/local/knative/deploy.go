@@ -466,7 +466,8 @@ func (m *Manifests) CheckJobs() error {
 // (its own role's, never the owner's), restartPolicy OnFailure so the kubelet retries the check
 // in place rather than failing the pod, and an activeDeadlineSeconds longer than the migration
 // Job's, which it waits for. The migration Job is the one whose main container runs
-// migrateImage without -check.
+// migrateImage without -check; its deadline leaves the functions, which wait for it by
+// failing at start, time to become ready within ProgressDeadline.
 func (m *Manifests) CheckJobOrder(migrateImage string) error {
 	var errs []error
 	var migration *Job
@@ -477,6 +478,12 @@ func (m *Manifests) CheckJobOrder(migrateImage string) error {
 	}
 	if migration == nil && len(m.Jobs) > 0 {
 		errs = append(errs, fmt.Errorf("no migration Job (a Job running %s): the other Jobs would wait forever", migrateImage))
+	}
+	if migration != nil && migration.ActiveDeadlineSeconds != nil {
+		if d := time.Duration(*migration.ActiveDeadlineSeconds) * time.Second; d+KubeletMaxRestartDelay > ProgressDeadline {
+			errs = append(errs, fieldError(migration.Object, "spec.activeDeadlineSeconds",
+				"%v, plus the kubelet's %v between restarts of a function waiting for it, exceeds Knative's progress deadline %v: the new revisions could fail", d, KubeletMaxRestartDelay, ProgressDeadline))
+		}
 	}
 	for _, j := range m.Jobs {
 		if migration != nil && j.Name == migration.Name {
@@ -505,6 +512,16 @@ func (m *Manifests) CheckJobOrder(migrateImage string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// The time a new revision has, and how late a crash-looping function may retry.
+const (
+	// ProgressDeadline is Knative Serving's progress-deadline (config-deployment): how long a
+	// new revision's Deployment may take to become ready before the revision fails.
+	ProgressDeadline = 600 * time.Second
+	// KubeletMaxRestartDelay is the longest wait between restarts of a failing container
+	// (CrashLoopBackOff: 10 s doubling up to 5 minutes).
+	KubeletMaxRestartDelay = 300 * time.Second
+)
 
 // JobSharedSettings are the settings a Job running a function's image must give exactly as the
 // function's Service does: the same database and role, the same slot and publication (relay

@@ -444,10 +444,16 @@ func TestDeploymentChecksCatchMistakes(t *testing.T) {
 			}},
 		{"schema check that fails the pod", "job-order", `restartPolicy: must be OnFailure so the schema check retries in place`,
 			func(d *deployment) { job(*d, "connect-relay-setup").RestartPolicy = "Never" }},
-		{"relay setup gives up before the migration", "job-order", `field spec.activeDeadlineSeconds: must be longer than Job "connect-migrate"'s 600 s`,
+		{"relay setup gives up before the migration", "job-order", `field spec.activeDeadlineSeconds: must be longer than Job "connect-migrate"'s 300 s`,
 			func(d *deployment) {
-				short := 300
+				short := 300 // equal is not longer
 				job(*d, "connect-relay-setup").ActiveDeadlineSeconds = &short
+			}},
+		{"migration outlasting Knative's progress deadline", "job-order", `Job "connect-migrate": field spec.activeDeadlineSeconds: 10m0s, plus the kubelet's 5m0s between restarts of a function waiting for it, exceeds Knative's progress deadline 10m0s`,
+			func(d *deployment) {
+				long, longer := 600, 900
+				job(*d, "connect-migrate").ActiveDeadlineSeconds = &long
+				job(*d, "connect-relay-setup").ActiveDeadlineSeconds = &longer
 			}},
 		{"no migration Job", "job-order", `no migration Job`,
 			func(d *deployment) {
