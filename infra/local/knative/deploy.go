@@ -30,38 +30,25 @@ type APIKinds map[string][]string
 // KindsFromCRDs builds APIKinds from the CustomResourceDefinitions of crdDir (every served
 // version), plus the core v1 kinds manifests refer to (ConfigMap, Secret).
 func KindsFromCRDs(crdDir string) (APIKinds, error) {
-	entries, err := os.ReadDir(crdDir)
+	kinds := APIKinds{"ConfigMap": {"v1"}, "Secret": {"v1"}}
+	err := eachDocument(crdDir, func(d Document) error {
+		var def crd
+		if err := json.Unmarshal(d.JSON, &def); err != nil {
+			return fmt.Errorf("%s: CRD: %v", d.File, err)
+		}
+		if def.Kind != "CustomResourceDefinition" {
+			return nil
+		}
+		for _, v := range def.Spec.Versions {
+			if v.Served {
+				k := def.Spec.Names.Kind
+				kinds[k] = append(kinds[k], def.Spec.Group+"/"+v.Name)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("knative CRDs: %w", err)
-	}
-	kinds := APIKinds{"ConfigMap": {"v1"}, "Secret": {"v1"}}
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".yaml") {
-			continue
-		}
-		data, err := readBounded(filepath.Join(crdDir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		docs, err := SplitDocuments(e.Name(), data)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range docs {
-			var def crd
-			if err := json.Unmarshal(d.JSON, &def); err != nil {
-				return nil, fmt.Errorf("%s: CRD: %v", d.File, err)
-			}
-			if def.Kind != "CustomResourceDefinition" {
-				continue
-			}
-			for _, v := range def.Spec.Versions {
-				if v.Served {
-					k := def.Spec.Names.Kind
-					kinds[k] = append(kinds[k], def.Spec.Group+"/"+v.Name)
-				}
-			}
-		}
 	}
 	return kinds, nil
 }

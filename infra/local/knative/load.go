@@ -70,6 +70,22 @@ func eachManifest(dir string, f func(name string, data []byte) error) error {
 	return nil
 }
 
+// eachDocument calls f with every document of every manifest file of dir (see eachManifest).
+func eachDocument(dir string, f func(d Document) error) error {
+	return eachManifest(dir, func(name string, data []byte) error {
+		docs, err := SplitDocuments(name, data)
+		if err != nil {
+			return err
+		}
+		for _, d := range docs {
+			if err := f(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Load reads every *.yaml and *.yml file of each dir (not recursive, in name order, the dirs
 // in the order given), then checks the references between all the objects read, so a
 // manifest of one directory may refer to an object of another. With more than one dir, each

@@ -75,28 +75,22 @@ func (m *Manifests) CheckSenders() error {
 // cluster-local: only the gateway is public.
 func CheckClusterLocal(dir string) error {
 	var errs []error
-	err := eachManifest(dir, func(name string, data []byte) error {
-		docs, err := SplitDocuments(name, data)
-		if err != nil {
-			return err
+	err := eachDocument(dir, func(d Document) error {
+		var h struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Metadata   struct {
+				Name   string            `json:"name"`
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
 		}
-		for _, d := range docs {
-			var h struct {
-				APIVersion string `json:"apiVersion"`
-				Kind       string `json:"kind"`
-				Metadata   struct {
-					Name   string            `json:"name"`
-					Labels map[string]string `json:"labels"`
-				} `json:"metadata"`
-			}
-			if err := json.Unmarshal(d.JSON, &h); err != nil {
-				return fmt.Errorf("%s: document %d: %w", d.File, d.Index+1, err)
-			}
-			if h.Kind == "Service" && strings.HasPrefix(h.APIVersion, "serving.knative.dev/") &&
-				h.Metadata.Labels[LabelVisibility] != "cluster-local" {
-				errs = append(errs, fmt.Errorf("%s: Service %q: metadata.labels[%s] must be cluster-local (only the gateway is public)",
-					d.File, h.Metadata.Name, LabelVisibility))
-			}
+		if err := json.Unmarshal(d.JSON, &h); err != nil {
+			return fmt.Errorf("%s: document %d: %w", d.File, d.Index+1, err)
+		}
+		if h.Kind == "Service" && strings.HasPrefix(h.APIVersion, "serving.knative.dev/") &&
+			h.Metadata.Labels[LabelVisibility] != "cluster-local" {
+			errs = append(errs, fmt.Errorf("%s: Service %q: metadata.labels[%s] must be cluster-local (only the gateway is public)",
+				d.File, h.Metadata.Name, LabelVisibility))
 		}
 		return nil
 	})

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -35,30 +33,11 @@ type Schemas struct {
 // LoadCRDs reads every CustomResourceDefinition in the *.yaml files of crdDir and compiles the
 // openAPIV3Schema of each served version into a JSON Schema.
 func LoadCRDs(crdDir string) (*Schemas, error) {
-	entries, err := os.ReadDir(crdDir)
-	if err != nil {
-		return nil, fmt.Errorf("knative CRDs: %w", err)
-	}
 	s := &Schemas{byKind: map[string]*jsonschema.Schema{}}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".yaml") {
-			continue
-		}
-		data, err := readBounded(filepath.Join(crdDir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		docs, err := SplitDocuments(e.Name(), data)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range docs {
-			if err := s.addCRD(c, d); err != nil {
-				return nil, err
-			}
-		}
+	if err := eachDocument(crdDir, func(d Document) error { return s.addCRD(c, d) }); err != nil {
+		return nil, fmt.Errorf("knative CRDs: %w", err)
 	}
 	return s, nil
 }
