@@ -111,6 +111,9 @@ func ParseAllow(s string) ([]Destination, error) {
 }
 
 func parseDestination(s string) (Destination, error) {
+	if strings.Contains(s, "%") {
+		return Destination{}, errors.New("zones are not allowed")
+	}
 	if p, err := netip.ParsePrefix(s); err == nil {
 		return Destination{Prefix: p.Masked()}, checkDestination(Destination{Prefix: p})
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -167,4 +168,15 @@ func get(c *Client, u string) (int, error) {
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+func mustParse(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
