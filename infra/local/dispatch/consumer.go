@@ -150,7 +150,7 @@ func (c *consumer) handle(ctx context.Context, rec *kgo.Record) error {
 			return nil
 		}
 	}
-	return c.send.deliver(ctx, c.r.target, e, c.r.delivery, c.r.dlq, rec.Topic)
+	return c.send.deliver(ctx, c.r.target, e, c.r.delivery, c.r.dlq, rec)
 }
 
 func (c *consumer) track(rec *kgo.Record) (*partition, *slot) {

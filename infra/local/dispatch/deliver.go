@@ -67,7 +67,7 @@ var errAbandoned = errors.New("dispatch: stopping, delivery abandoned")
 // deliver sends e to dest following d, and dead-letters it when every attempt failed. It
 // returns nil when the event is done (delivered or dead-lettered or dropped by policy), and
 // errAbandoned when ctx ended first.
-func (s *sender) deliver(ctx context.Context, dest knative.Destination, e cloudevents.Event, d knative.Delivery, dl deadLetter, recordTopic string) error {
+func (s *sender) deliver(ctx context.Context, dest knative.Destination, e cloudevents.Event, d knative.Delivery, dl deadLetter, from *kgo.Record) error {
 	var last attempt
 	var url string
 	tries := 0
@@ -100,7 +100,7 @@ func (s *sender) deliver(ctx context.Context, dest knative.Destination, e cloude
 	if url == "" {
 		url = describeDest(dest)
 	}
-	return s.deadLetter(ctx, e, url, last, tries, dl, recordTopic)
+	return s.deadLetter(ctx, e, url, last, tries, dl, from)
 }
 
 func describeDest(d knative.Destination) string {
@@ -144,12 +144,18 @@ func (s *sender) send(ctx context.Context, url, audience string, e cloudevents.E
 
 // deadLetter records e in the dead-letter sink in the platform's dead-letter shape (package
 // events, "Dead letters"): the event with Knative's error extensions and dlqattempts.
-func (s *sender) deadLetter(ctx context.Context, e cloudevents.Event, url string, last attempt, tries int, dl deadLetter, recordTopic string) error {
+// from is the Kafka record e was read from (nil for PingSource ticks): the dead letter says
+// where it came from (dlqtopic, dlqpartition, dlqoffset), and its topic names the default
+// dead-letter topic.
+func (s *sender) deadLetter(ctx context.Context, e cloudevents.Event, url string, last attempt, tries int, dl deadLetter, from *kgo.Record) error {
 	data := last.body
 	if last.err != nil {
 		data = []byte(last.err.Error())
 	}
 	info := events.DeadLetter{Dest: url, Code: last.status, Data: data, Attempts: tries}
+	if from != nil {
+		info.Topic, info.Partition, info.Offset = from.Topic, from.Partition, from.Offset
+	}
 	dead := e.Clone()
 	for name := range dead.Extensions() {
 		if events.IsDeadLetterExtension(name) {
@@ -175,7 +181,11 @@ func (s *sender) deadLetter(ctx context.Context, e cloudevents.Event, url string
 	}
 	topic := dl.topic
 	if topic == "" {
-		topic = recordTopic + ".dlq"
+		if from == nil { // not read from Kafka, no sink: nowhere to keep it
+			s.log.Warn("event dropped after its retries: no dead-letter sink", "event_id", e.ID(), "type", e.Type(), "dest", url, "result", last.String())
+			return nil
+		}
+		topic = from.Topic + ".dlq"
 	}
 	rec, err := kafkace.Encode(dead)
 	if err != nil {

@@ -125,6 +125,10 @@ func TestServerErrorIsRetriedThenDeadLettered(t *testing.T) {
 		t.Errorf("attempts = %d, want 1 + 3 retries", n)
 	}
 	checkDeadLetter(t, dead, "pay-500", "500", install.srv.URL+"/events", `{"title":"database down"}`)
+	// The dead letter says where the event was read (the one dead-letter shape, package events).
+	if dl, err := kafkace.ParseDeadLetter(dead); err != nil || dl.Topic != "connect.events" || dl.Partition != 0 || dl.Offset != 0 {
+		t.Errorf("dead letter origin = %+v (%v), want connect.events/0@0", dl, err)
+	}
 	if string(dead.Key) != "integration-7" {
 		t.Errorf("dead letter key = %q, want the partition key", dead.Key)
 	}

@@ -52,7 +52,7 @@ func (p *pinger) run(ctx context.Context) {
 		}
 		e := PingEvent(p.ps, next, uuid.NewString())
 		wg.Go(func() {
-			_ = p.send.deliver(ctx, p.ps.Sink, e, PingDelivery, deadLetter{}, "")
+			_ = p.send.deliver(ctx, p.ps.Sink, e, PingDelivery, deadLetter{}, nil)
 		})
 	}
 }
