@@ -9,7 +9,7 @@
 // module (which is not published); it must build on its own, schemas included.
 //
 // Migrations are goose-format SQL files named NNNNN_description.sql under migrations/. They
-// are applied by shared/db.Migrate; never edit a migration that has landed, add a new one.
+// are applied by shared/db/migrate (migrate.Up); never edit a migration that has landed, add a new one.
 package schemas
 
 import "embed"

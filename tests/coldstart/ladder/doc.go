@@ -5,7 +5,7 @@
 //	hello      net/http alone                                     (baseline)
 //	hellopg    + one pgx connection and one query before listening (baseline)
 //	pool       pgxpool and Ping instead (what db.Open does); /readyz pings
-//	dbcheck    db.OpenMigrated: pool, schema-version check; links goose
+//	dbcheck    db.OpenCurrent: pool, schema-version check (no goose)
 //	runtimedb  runtime.Main (logger, metrics registry, signals, middleware) around dbcheck
 //	catalog    the catalog function: adds its own package (routes, validation) to runtimedb
 //

@@ -3,7 +3,7 @@
 // migration-owner role (the owner of every table and of goose's table; it needs CREATEROLE the
 // first time, when migration 00004 creates the functions' group roles, and CREATE on the
 // database for the publication). The functions' own roles cannot run DDL; they only check the
-// version at start (shared/db.OpenMigrated). See docs/decisions/0004-database-roles.md.
+// version at start (shared/db.OpenCurrent). See docs/decisions/0004-database-roles.md.
 //
 // It is safe to run again and from several Jobs at once: goose holds an advisory lock and a
 // current schema is left alone. With -check it applies nothing and exits 0 when the schema is

@@ -1,5 +1,5 @@
 // Command dbcheck is a cold-start ladder rung (see package ladder): net/http with the pool that
-// db.OpenMigrated returns (schema checked, migrated if behind) before the server listens;
+// db.OpenCurrent returns (schema checked, never migrated) before the server listens;
 // /readyz pings the pool.
 package main
 

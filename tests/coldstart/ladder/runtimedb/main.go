@@ -1,5 +1,5 @@
 // Command runtimedb is a cold-start ladder rung (see package ladder): the runtime (runtime.Main)
-// around db.OpenMigrated, with the pool's Ping as readiness and no routes: the catalog without
+// around db.OpenCurrent, with the pool's Ping as readiness and no routes: the catalog without
 // its own package.
 package main
 
