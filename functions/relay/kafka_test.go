@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +25,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/myscrollr/connect/shared/logging/logtest"
 )
 
 // The relay's Kafka user in the SASL tests, with the ACLs of KafkaUser connect-relay
@@ -105,24 +106,6 @@ func relayACLs() []kfake.ACL {
 	return acls
 }
 
-// syncBuffer is a log destination tests read while the relay writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // secureBundle is a bundle whose Kafka cluster serves TLS only (a certificate for brokerName,
 // signed by a test CA) and requires SCRAM-SHA-512 with ACLs: connect-relay may write the test
 // topics, admin (a superuser) reads them for the test.
@@ -165,7 +148,7 @@ func (b secureBundle) config(password string) Config {
 func TestRelayAuthenticatesWithSCRAMOverTLS(t *testing.T) {
 	b := newSecureBundle(t)
 	got := collectWith(t, b.admin, b.brokers, testTopics...)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	startRelay(t, b.config(relayPassword), Deps{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	ids := writeN(t, b.bundle, "secure", 20)
 	waitFor(t, "events relayed over SASL_SSL", func() bool { return got.has(ids...) })
@@ -181,7 +164,7 @@ func TestRelayWrongPasswordLosesNothing(t *testing.T) {
 	b := newSecureBundle(t)
 	got := collectWith(t, b.admin, b.brokers, "connect.events")
 	const wrong = "wr0ng-pa55word-5e1a77"
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	r, err := New(b.config(wrong), Deps{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -458,7 +441,7 @@ func TestStandbyWithWrongPasswordIsNotReady(t *testing.T) {
 	b := newSecureBundle(t)
 	got := collectWith(t, b.admin, b.brokers, "connect.events")
 	startRelay(t, b.config(relayPassword), Deps{}) // holds the slot
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	r, err := New(b.config("wr0ng-pa55word-5e1a77"), Deps{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

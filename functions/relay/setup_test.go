@@ -14,16 +14,7 @@ import (
 func TestSetupAndRelayAsRelayRole(t *testing.T) {
 	b := newBundle(t)
 	ctx := context.Background()
-	cfg := b.config()
-	u, err := db.URLAs(b.url, db.LoginRole("relay"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DatabaseURL = u
-	r, err := New(cfg, Deps{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, r := relayAs(t, b, "relay")
 	for range 2 {
 		if err := r.Setup(ctx); err != nil {
 			t.Fatalf("Setup as %s: %v", db.LoginRole("relay"), err)
@@ -43,8 +34,17 @@ func TestSetupAndRelayAsRelayRole(t *testing.T) {
 // A role without REPLICATION (here the catalog's) cannot create the slot: -setup says so.
 func TestSetupRefusedWithoutReplication(t *testing.T) {
 	b := newBundle(t)
+	_, r := relayAs(t, b, "catalog")
+	if err := r.Setup(context.Background()); !isCode(err, "42501") {
+		t.Fatalf("Setup as %s: %v, want insufficient_privilege", db.LoginRole("catalog"), err)
+	}
+}
+
+// relayAs is a relay of b's configuration that connects as fn's login role.
+func relayAs(t *testing.T, b *bundle, fn string) (Config, *Relay) {
+	t.Helper()
 	cfg := b.config()
-	u, err := db.URLAs(b.url, db.LoginRole("catalog"))
+	u, err := db.URLAs(b.url, db.LoginRole(fn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,5 @@ func TestSetupRefusedWithoutReplication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Setup(context.Background()); !isCode(err, "42501") {
-		t.Fatalf("Setup as %s: %v, want insufficient_privilege", db.LoginRole("catalog"), err)
-	}
+	return cfg, r
 }

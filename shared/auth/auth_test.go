@@ -1,7 +1,6 @@
 package auth_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -25,6 +24,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/myscrollr/connect/shared/auth"
+	"github.com/myscrollr/connect/shared/logging/logtest"
 )
 
 const audience = "https://api.myscrollr.test"
@@ -127,26 +127,14 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 type bundle struct {
 	is    *issuer
 	clock *clock
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func setup(t testing.TB) (*auth.Verifier, *bundle) {
 	t.Helper()
 	is := newIssuer(t)
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	v, err := auth.NewVerifier(context.Background(), auth.Config{
 		Issuer: is.url, Audience: audience, Clock: clk.Now,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),

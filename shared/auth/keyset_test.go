@@ -19,6 +19,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/myscrollr/connect/shared/auth"
+	"github.com/myscrollr/connect/shared/logging/logtest"
 )
 
 // provider is an identity provider on 127.0.0.1 whose keys, JWKS Cache-Control and
@@ -161,7 +162,7 @@ func (p *provider) token(t testing.TB, key jose.JSONWebKey, now time.Time) strin
 type keysBundle struct {
 	p     *provider
 	clock *clock
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 }
 
 func setupKeys(t *testing.T, mod func(*auth.Config)) (*auth.Verifier, *keysBundle) {
@@ -172,7 +173,7 @@ func setupKeys(t *testing.T, mod func(*auth.Config)) (*auth.Verifier, *keysBundl
 
 func verifierFor(t *testing.T, p *provider, mod func(*auth.Config)) (*auth.Verifier, *keysBundle) {
 	t.Helper()
-	b := &keysBundle{p: p, clock: &clock{t: time.Unix(1_800_000_000, 0)}, logs: &syncBuffer{}}
+	b := &keysBundle{p: p, clock: &clock{t: time.Unix(1_800_000_000, 0)}, logs: &logtest.Buffer{}}
 	cfg := auth.Config{Issuer: p.url, Audience: audience, Clock: b.clock.Now,
 		Logger: slog.New(slog.NewJSONHandler(b.logs, nil))}
 	if mod != nil {

@@ -1,7 +1,6 @@
 package runtime_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/myscrollr/connect/shared/logging"
+	"github.com/myscrollr/connect/shared/logging/logtest"
 	"github.com/myscrollr/connect/shared/runtime"
 )
 
@@ -28,28 +28,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // bundle is what setup returns besides the running server.
 type bundle struct {
 	url      string
-	logs     *syncBuffer
+	logs     *logtest.Buffer
 	registry *prometheus.Registry
 	cancel   context.CancelFunc
 	done     chan error // Serve's result
@@ -62,7 +44,7 @@ func setup(t *testing.T, fn runtime.Function, d runtime.Deps) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{url: "http://" + ln.Addr().String(), logs: &syncBuffer{}, done: make(chan error, 1)}
+	b := &bundle{url: "http://" + ln.Addr().String(), logs: &logtest.Buffer{}, done: make(chan error, 1)}
 	if d.Logger == nil {
 		d.Logger = logging.New(b.logs, fn.Name, slog.LevelDebug)
 	}

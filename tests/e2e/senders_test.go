@@ -150,3 +150,19 @@ func listeners(t *testing.T, port int) []string {
 	}
 	return out
 }
+
+// secretFromFile reads key from the KEY=value secrets file the stack writes (make dev names it).
+func secretFromFile(t *testing.T, path, key string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("secrets file: %v", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("%s has no %s", path, key)
+	return ""
+}

@@ -5,7 +5,6 @@
 package identity
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -31,6 +30,7 @@ import (
 	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/idp/idptest"
+	"github.com/myscrollr/connect/shared/logging/logtest"
 )
 
 const (
@@ -43,7 +43,7 @@ const (
 type bundle struct {
 	idp  *idp.Server
 	api  *httptest.Server
-	logs *syncBuffer
+	logs *logtest.Buffer
 }
 
 func setup(t *testing.T, refresh time.Duration) bundle {
@@ -58,7 +58,7 @@ func setup(t *testing.T, refresh time.Duration) bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); <-done })
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	v, err := auth.NewVerifier(ctx, auth.Config{Issuer: s.Issuer(), Audience: idp.DefaultAPIResource,
 		MinRefreshInterval: refresh, Logger: slog.New(slog.NewJSONHandler(logs, nil))}, &http.Client{Timeout: 5 * time.Second})
 	if err != nil {
@@ -265,29 +265,6 @@ func TestKeyRotationPickedUp(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
-}
-
-func (s *syncBuffer) Since(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()[n:]
 }
 
 // 10,000 tokens with random unknown kids cause at most 2 JWKS fetches at the identity server

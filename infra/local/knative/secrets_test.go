@@ -122,9 +122,8 @@ func TestSecretsListed(t *testing.T) {
 // Strimzi Secrets) a fixed value; "apply" reads its input.
 func fakeKubectl(t *testing.T) (binDir, logFile string) {
 	t.Helper()
-	binDir = t.TempDir()
-	logFile = filepath.Join(binDir, "log")
-	script := `#!/usr/bin/env bash
+	return writeKubectl(t, func(logFile string) string {
+		return `#!/usr/bin/env bash
 set -eu
 log="` + logFile + `"
 args=("$@")
@@ -145,7 +144,16 @@ case " $* " in
 *) echo "unexpected kubectl $*" >&2; exit 9 ;;
 esac
 `
-	if err := os.WriteFile(filepath.Join(binDir, "kubectl"), []byte(script), 0o755); err != nil {
+	})
+}
+
+// writeKubectl writes the kubectl script that script returns (given the path of the log file
+// it may write) into a new directory, to put first on PATH.
+func writeKubectl(t *testing.T, script func(logFile string) string) (binDir, logFile string) {
+	t.Helper()
+	binDir = t.TempDir()
+	logFile = filepath.Join(binDir, "log")
+	if err := os.WriteFile(filepath.Join(binDir, "kubectl"), []byte(script(logFile)), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return binDir, logFile

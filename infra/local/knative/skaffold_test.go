@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -55,9 +54,8 @@ func skaffoldHooks(t *testing.T) (before, after [][]string) {
 // value of STATE_<name> (dashes as underscores; "error" fails), and `logs` with a marker.
 func fakeJobsKubectl(t *testing.T) (binDir, logFile string) {
 	t.Helper()
-	binDir = t.TempDir()
-	logFile = filepath.Join(binDir, "log")
-	script := `#!/usr/bin/env bash
+	return writeKubectl(t, func(logFile string) string {
+		return `#!/usr/bin/env bash
 set -eu
 echo "$*" >>"` + logFile + `"
 case " $* " in
@@ -72,10 +70,7 @@ case " $* " in
 *) echo "unexpected kubectl $*" >&2; exit 9 ;;
 esac
 `
-	if err := os.WriteFile(filepath.Join(binDir, "kubectl"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return binDir, logFile
+	})
 }
 
 // TestSkaffoldRecreatesAndWaitsForJobs runs skaffold.yaml's deploy hooks against a fake kubectl:
