@@ -27,42 +27,33 @@ func (s *Stack) startIdentity(ctx context.Context) error {
 	auds := append(audiences(s.services), audiences(s.manifests)...)
 	slices.Sort(auds)
 	senders := senderResources(slices.Compact(auds))
+	addr := s.cfg.IdentityAddr
+	cfg := idp.Config{Logger: s.log, Clients: []idp.Client{eventing}, ExtraResources: senders}
 	if s.cfg.LogtoEndpoint != "" {
+		// Sender tokens come from the cluster's issuer on Knative, never from Logto: a
+		// development identity server of their own, on a free port, issues only them.
 		s.LogtoEndpoint = strings.TrimSuffix(s.cfg.LogtoEndpoint, "/")
 		s.m2mID, s.m2mSecret = s.cfg.M2MAppID, s.cfg.M2MAppSecret
-		// Sender tokens come from the cluster's issuer on Knative, never from Logto: run a
-		// development identity server of their own.
-		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		srv, done, err := idp.Start(sctx, "127.0.0.1:0", idp.Config{Logger: s.log, Clients: []idp.Client{eventing}, ExtraResources: senders})
-		if err != nil {
-			cancel()
-			return err
-		}
-		s.stopSenders = func() { cancel(); <-done }
-		s.senderIssuer = srv.Issuer()
-		s.tokens = newTokenSource(s.senderIssuer, EventingClientID, s.eventingSecret)
-		return nil
+		addr = "127.0.0.1:0"
+	} else {
+		s.m2mID, s.m2mSecret = M2MAppID, randomHex(16)
+		cfg.DevEndpoints = true
+		cfg.Clients = append(cfg.Clients, idp.Client{ID: s.m2mID, Secret: s.m2mSecret,
+			Name: "MyScrollr Connect functions", Type: "MachineToMachine", ManagementAPI: true})
 	}
-	s.m2mID, s.m2mSecret = M2MAppID, randomHex(16)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	srv, done, err := idp.Start(ctx, s.cfg.IdentityAddr, idp.Config{
-		DevEndpoints: true,
-		Logger:       s.log,
-		Clients: []idp.Client{{
-			ID: s.m2mID, Secret: s.m2mSecret, Name: "MyScrollr Connect functions",
-			Type: "MachineToMachine", ManagementAPI: true,
-		}, eventing},
-		ExtraResources: senders,
-	})
+	srv, done, err := idp.Start(ctx, addr, cfg)
 	if err != nil {
 		cancel()
 		return err
 	}
-	s.idp = srv
 	s.stopIdentity = func() { cancel(); <-done }
-	s.LogtoEndpoint = strings.TrimSuffix(srv.Issuer(), "/oidc")
 	s.senderIssuer = srv.Issuer()
 	s.tokens = newTokenSource(s.senderIssuer, EventingClientID, s.eventingSecret)
+	if s.cfg.LogtoEndpoint == "" {
+		s.idp = srv
+		s.LogtoEndpoint = strings.TrimSuffix(srv.Issuer(), "/oidc")
+	}
 	return nil
 }
 

@@ -164,7 +164,6 @@ type Stack struct {
 	// senderIssuer issues sender tokens (the dev identity server; its own instance when
 	// LOGTO_ENDPOINT points at a Logto); tokens hands them to the dispatcher.
 	senderIssuer   string
-	stopSenders    func()
 	tokens         *tokenSource
 	eventingSecret string
 	demo           *demo.Servers
@@ -404,9 +403,6 @@ func (s *Stack) Stop() error {
 		}
 		if s.stopIdentity != nil {
 			s.stopIdentity()
-		}
-		if s.stopSenders != nil {
-			s.stopSenders()
 		}
 		if s.pg != nil {
 			errs = append(errs, s.pg.Stop())
