@@ -2,8 +2,10 @@ package db_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"slices"
 	"strings"
@@ -13,6 +15,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for goose
+	"github.com/pressly/goose/v3"
+
+	"github.com/myscrollr/connect/schemas"
 
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/db/migrate"
@@ -47,6 +53,26 @@ func TestFunctionRoleGrants(t *testing.T) {
 	want := []string{
 		"connect_catalog goose_db_version SELECT",
 		"connect_catalog integrations SELECT",
+		"connect_health_probe goose_db_version SELECT",
+		"connect_health_probe integration_health DELETE",
+		"connect_health_probe integration_health INSERT",
+		"connect_health_probe integration_health SELECT",
+		"connect_health_probe integration_health_id_seq USAGE",
+		"connect_health_probe integration_health_state DELETE",
+		"connect_health_probe integration_health_state INSERT",
+		"connect_health_probe integration_health_state SELECT",
+		"connect_health_probe integration_health_state UPDATE",
+		"connect_health_probe integration_uptime_spans DELETE",
+		"connect_health_probe integration_uptime_spans INSERT",
+		"connect_health_probe integration_uptime_spans SELECT",
+		"connect_health_probe integration_uptime_spans UPDATE",
+		"connect_health_probe integrations SELECT",
+		"connect_health_probe integrations.health_checked_at UPDATE",
+		"connect_health_probe integrations.health_status UPDATE",
+		"connect_health_probe integrations.uptime_24h UPDATE",
+		"connect_health_probe integrations.uptime_30d UPDATE",
+		"connect_health_probe integrations.uptime_7d UPDATE",
+		"connect_health_probe outbox INSERT",
 		"connect_logto_webhook developer_role_sets INSERT",
 		"connect_logto_webhook developer_role_sets SELECT",
 		"connect_logto_webhook developer_role_sets UPDATE",
@@ -60,6 +86,20 @@ func TestFunctionRoleGrants(t *testing.T) {
 		"connect_logto_webhook logto_tombstones UPDATE",
 		"connect_logto_webhook outbox INSERT",
 		"connect_logto_webhook processed_events INSERT",
+		"connect_poll goose_db_version SELECT",
+		"connect_poll integrations SELECT",
+		"connect_poll outbox INSERT",
+		"connect_poll poll_sources DELETE",
+		"connect_poll poll_sources INSERT",
+		"connect_poll poll_sources SELECT",
+		"connect_poll poll_sources UPDATE",
+		"connect_poll record_rejections DELETE",
+		"connect_poll record_rejections INSERT",
+		"connect_poll record_rejections SELECT",
+		"connect_poll record_rejections_id_seq USAGE",
+		"connect_poll records INSERT",
+		"connect_poll records SELECT",
+		"connect_poll records UPDATE",
 		"connect_relay goose_db_version SELECT",
 		"connect_relay outbox DELETE",
 		"connect_relay outbox SELECT",
@@ -347,8 +387,7 @@ func TestOnlyRelayReplicates(t *testing.T) {
 
 // A function's role starts on a current schema; on a schema behind this build it refuses with
 // ErrSchemaBehind naming the versions and its role, and changes nothing. The owner then applies
-// the missing migration again, which is safe on a database that already has its roles, grants
-// and publication.
+// the missing migration again, which is safe on a cluster that already has its roles.
 func TestOpenCurrentAsFunctionRole(t *testing.T) {
 	ctx := context.Background()
 	ownerURL, fnURL := pgtest.FunctionURL(t, "catalog")
@@ -363,7 +402,9 @@ func TestOpenCurrentAsFunctionRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	owner := connect(t, ownerURL)
-	if _, err := owner.Exec(ctx, `DELETE FROM goose_db_version WHERE version_id = $1`, latest); err != nil {
+	// Roll the newest migration back (its Down section): the schema is one version behind, and
+	// the cluster-wide roles it created stay, as they would where another database uses them.
+	if err := downOne(ctx, ownerURL); err != nil {
 		t.Fatal(err)
 	}
 	_, err = db.OpenCurrent(ctx, fnURL)
@@ -512,4 +553,23 @@ func TestVersion(t *testing.T) {
 	if applied, _, err := db.Version(ctx, u); err != nil || applied != latest {
 		t.Fatalf("migrated: Version = %d, %v; want %d", applied, err, latest)
 	}
+}
+
+// downOne rolls the newest applied migration back through goose, as an operator would.
+func downOne(ctx context.Context, url string) error {
+	migrations, err := fs.Sub(schemas.Migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	sqlDB, err := sql.Open("pgx", url)
+	if err != nil {
+		return err
+	}
+	defer sqlDB.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations)
+	if err != nil {
+		return err
+	}
+	_, err = p.Down(ctx)
+	return err
 }
