@@ -175,12 +175,22 @@ type HealthChanged struct {
 }
 
 // DataReceived: validated, normalized records of one integration (poll, ingest), on
-// connect.data.
+// connect.data. Only records that changed are announced; a batch is split so that one event
+// carries at most a few hundred records (shared/records bounds it by count and bytes).
 type DataReceived struct {
-	IntegrationID string            `json:"integration_id"`
-	Name          string            `json:"name"`
-	DeliveryMode  string            `json:"delivery_mode"` // Delivery*
-	RecordCount   int               `json:"record_count"`
-	Records       []json.RawMessage `json:"records"`
-	ReceivedAt    time.Time         `json:"received_at"`
+	IntegrationID string       `json:"integration_id"`
+	Name          string       `json:"name"`
+	DeliveryMode  string       `json:"delivery_mode"` // Delivery*
+	RecordCount   int          `json:"record_count"`  // len(Records)
+	Records       []DataRecord `json:"records"`
+	ReceivedAt    time.Time    `json:"received_at"`
+}
+
+// DataRecord is one record of a DataReceived: its stream, its key within the stream (the
+// integration, stream and key identify it; a later record with the same three replaces it)
+// and its data, a JSON object.
+type DataRecord struct {
+	Stream string          `json:"stream"`
+	Key    string          `json:"key"`
+	Data   json.RawMessage `json:"data"`
 }
