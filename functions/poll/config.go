@@ -1,0 +1,178 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/myscrollr/connect/shared/ssrf"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout            = 10 * time.Second
+	DefaultConcurrency        = 64
+	DefaultPerHost            = 2
+	DefaultBatch              = 500
+	DefaultMaxBodyBytes       = 8 << 20
+	DefaultMinInterval        = 60 * time.Second
+	DefaultRejectionRetention = 168 * time.Hour
+	DefaultRejectionKeep      = 1000
+	DefaultTickBudget         = 80 * time.Second
+	// MaxBackoff caps the wait after repeated failures.
+	MaxBackoff = time.Hour
+)
+
+// Config is poll's configuration, read from the environment by ConfigFromEnv. The runtime's
+// own settings (PORT, LOG_LEVEL, EVENTS_OIDC_*, ...) are read by shared/runtime.
+type Config struct {
+	// DatabaseURL (DATABASE_URL, required): the PostgreSQL database; the schema version is
+	// checked at start (shared/db.OpenCurrent).
+	DatabaseURL string
+	// Allow (SSRF_ALLOW, optional, ssrf.ParseAllow): destinations exempt from the SSRF checks;
+	// make dev and tests set 127.0.0.1/32, production leaves it empty.
+	Allow []ssrf.Destination
+	// LogtoEndpoint (LOGTO_ENDPOINT, required): the Logto base URL; user tokens of the
+	// rejections route are issued by LogtoEndpoint + "/oidc".
+	LogtoEndpoint string
+	// APIResource (LOGTO_API_RESOURCE, required): the audience of those tokens.
+	APIResource string
+	// Timeout (POLL_TIMEOUT, default 10s) bounds one request to a source (GET /schema or GET
+	// /data, body included).
+	Timeout time.Duration
+	// Concurrency (POLL_CONCURRENCY, default 64) is how many sources are polled at once.
+	Concurrency int
+	// PerHost (POLL_PER_HOST, default 2) is how many sources on one host are polled at once.
+	PerHost int
+	// Batch (POLL_BATCH, default 500) is the most sources claimed by one tick.
+	Batch int
+	// MaxBodyBytes (POLL_MAX_BODY_BYTES, default 8 MiB) bounds a GET /data body (GET /schema:
+	// the smaller of this and 1 MiB).
+	MaxBodyBytes int64
+	// MinInterval (POLL_MIN_INTERVAL, default 60s) is the floor of a source's refresh
+	// interval, and the first step of the backoff after a failure.
+	MinInterval time.Duration
+	// RejectionRetention (POLL_REJECTION_RETENTION, default 168h) is how long rejections are
+	// kept.
+	RejectionRetention time.Duration
+	// RejectionKeep (POLL_REJECTION_KEEP, default 1000) is how many of an integration's newest
+	// rejection rows are kept.
+	RejectionKeep int
+	// TickBudget (POLL_TICK_BUDGET, default 80s) bounds one tick: no source is started later
+	// than TickBudget minus the longest a source may take (two requests and the write), so the
+	// tick answers well inside Knative's request timeout (the Service's timeoutSeconds, 120).
+	// Sources not started are released for the next tick.
+	TickBudget time.Duration
+}
+
+// perSource is the longest one source may take: two requests and the database write.
+func (c Config) perSource() time.Duration { return 2*c.Timeout + 10*time.Second }
+
+// ConfigFromEnv reads the configuration through getenv (os.Getenv) and validates it.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	var errs []error
+	c := Config{
+		DatabaseURL:   strings.TrimSpace(getenv("DATABASE_URL")),
+		LogtoEndpoint: strings.TrimSuffix(strings.TrimSpace(getenv("LOGTO_ENDPOINT")), "/"),
+		APIResource:   strings.TrimSpace(getenv("LOGTO_API_RESOURCE")),
+	}
+	allow, err := ssrf.ParseAllow(getenv(ssrf.EnvAllow))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("poll: Config.Allow (SSRF_ALLOW): %v", err))
+	}
+	c.Allow = allow
+	dur := func(dst *time.Duration, name, field string, def time.Duration) {
+		*dst = def
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("poll: Config.%s (%s): %q is not a duration (e.g. 10s)", field, name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	integer := func(dst *int, name, field string, def int) {
+		*dst = def
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("poll: Config.%s (%s): %q is not an integer", field, name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	dur(&c.Timeout, "POLL_TIMEOUT", "Timeout", DefaultTimeout)
+	integer(&c.Concurrency, "POLL_CONCURRENCY", "Concurrency", DefaultConcurrency)
+	integer(&c.PerHost, "POLL_PER_HOST", "PerHost", DefaultPerHost)
+	integer(&c.Batch, "POLL_BATCH", "Batch", DefaultBatch)
+	var body int
+	integer(&body, "POLL_MAX_BODY_BYTES", "MaxBodyBytes", DefaultMaxBodyBytes)
+	c.MaxBodyBytes = int64(body)
+	dur(&c.MinInterval, "POLL_MIN_INTERVAL", "MinInterval", DefaultMinInterval)
+	dur(&c.RejectionRetention, "POLL_REJECTION_RETENTION", "RejectionRetention", DefaultRejectionRetention)
+	integer(&c.RejectionKeep, "POLL_REJECTION_KEEP", "RejectionKeep", DefaultRejectionKeep)
+	dur(&c.TickBudget, "POLL_TICK_BUDGET", "TickBudget", DefaultTickBudget)
+	if len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
+	return c, c.validate()
+}
+
+// validate names the field and the environment variable of every problem.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("poll: "+format, args...)) }
+	if c.DatabaseURL == "" {
+		bad("Config.DatabaseURL (DATABASE_URL): required")
+	} else if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
+		bad("Config.DatabaseURL (DATABASE_URL): not a valid PostgreSQL connection string")
+	}
+	if c.LogtoEndpoint == "" {
+		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): required")
+	} else if !httpURL(c.LogtoEndpoint) {
+		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): %q is not an http(s) URL", c.LogtoEndpoint)
+	}
+	if c.APIResource == "" {
+		bad("Config.APIResource (LOGTO_API_RESOURCE): required")
+	}
+	if c.Timeout < time.Second || c.Timeout > time.Minute {
+		bad("Config.Timeout (POLL_TIMEOUT): must be between 1s and 1m, got %s", c.Timeout)
+	}
+	if c.Concurrency < 1 || c.Concurrency > 1024 {
+		bad("Config.Concurrency (POLL_CONCURRENCY): must be between 1 and 1024, got %d", c.Concurrency)
+	}
+	if c.PerHost < 1 || c.PerHost > 64 {
+		bad("Config.PerHost (POLL_PER_HOST): must be between 1 and 64, got %d", c.PerHost)
+	}
+	if c.Batch < 1 || c.Batch > 10000 {
+		bad("Config.Batch (POLL_BATCH): must be between 1 and 10000, got %d", c.Batch)
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
+		bad("Config.MaxBodyBytes (POLL_MAX_BODY_BYTES): must be between 1024 and 67108864, got %d", c.MaxBodyBytes)
+	}
+	if c.MinInterval < time.Second || c.MinInterval > 24*time.Hour {
+		bad("Config.MinInterval (POLL_MIN_INTERVAL): must be between 1s and 24h, got %s", c.MinInterval)
+	}
+	if c.RejectionRetention < time.Hour {
+		bad("Config.RejectionRetention (POLL_REJECTION_RETENTION): must be at least 1h, got %s", c.RejectionRetention)
+	}
+	if c.RejectionKeep < 1 || c.RejectionKeep > 1_000_000 {
+		bad("Config.RejectionKeep (POLL_REJECTION_KEEP): must be between 1 and 1000000, got %d", c.RejectionKeep)
+	}
+	if c.TickBudget <= c.perSource() || c.TickBudget > 110*time.Second {
+		bad("Config.TickBudget (POLL_TICK_BUDGET): must exceed 2×POLL_TIMEOUT+10s (%s) and be at most 110s (Knative's timeout is 120s), got %s", c.perSource(), c.TickBudget)
+	}
+	return errors.Join(errs...)
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
