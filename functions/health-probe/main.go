@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/runtime"
+)
+
+func main() {
+	runtime.Main(Name, setup)
+}
+
+func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
+	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	pool, err := db.OpenCurrent(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	svc, err := New(pool, cfg, d.Logger, time.Now)
+	if err != nil {
+		pool.Close()
+		return runtime.Function{}, err
+	}
+	return runtime.Function{
+		Name:   Name,
+		Events: svc.HandleEvent,
+		Ready:  pool.Ping,
+		Close:  func() error { svc.Close(); pool.Close(); return nil },
+	}, nil
+}
