@@ -33,11 +33,15 @@ type clock struct {
 	now time.Time
 }
 
-func (c *clock) Now() time.Time     { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time)    { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
-func newClock(t time.Time) *clock   { return &clock{now: t} }
-func loopback() []ssrf.Destination  { return []ssrf.Destination{{Prefix: netip.MustParsePrefix("127.0.0.1/32")}} }
-func loopback8() []ssrf.Destination { return []ssrf.Destination{{Prefix: netip.MustParsePrefix("127.0.0.0/8")}} }
+func (c *clock) Now() time.Time   { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Set(t time.Time)  { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
+func newClock(t time.Time) *clock { return &clock{now: t} }
+func loopback() []ssrf.Destination {
+	return []ssrf.Destination{{Prefix: netip.MustParsePrefix("127.0.0.1/32")}}
+}
+func loopback8() []ssrf.Destination {
+	return []ssrf.Destination{{Prefix: netip.MustParsePrefix("127.0.0.0/8")}}
+}
 
 // testConfig is a configuration with short timeouts for tests against local servers.
 func testConfig(url string) Config {

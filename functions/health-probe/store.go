@@ -253,7 +253,7 @@ func prune(ctx context.Context, conn *pgxpool.Conn, at time.Time, retention time
 	var total int64
 	for _, q := range []struct {
 		what, sql string
-		before  time.Time
+		before    time.Time
 	}{
 		{"checks", `DELETE FROM integration_health WHERE id IN (
 			SELECT id FROM integration_health WHERE checked_at < $1 ORDER BY checked_at LIMIT $2)`, at.Add(-retention)},
