@@ -278,4 +278,3 @@ func Clean(s string, n int) string {
 	}
 	return truncate(s, n)
 }
-
