@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -98,7 +99,12 @@ func Check(ctx context.Context, src Source, st *Stream, v any, raw json.RawMessa
 	problems = nulls(v, nil, problems)
 	problems = append(problems, st.Schema.Validate(v)...)
 	key, keyProblems := deriveKey(st.Key, v)
-	problems = append(problems, keyProblems...)
+	for _, kp := range keyProblems {
+		// A key member the schema already refused needs no second reason.
+		if !slices.ContainsFunc(problems, func(p Problem) bool { return p.Field == kp.Field }) {
+			problems = append(problems, kp)
+		}
+	}
 	if len(problems) > 0 {
 		return Record{}, tidy(problems), nil
 	}
