@@ -52,9 +52,12 @@ type Pricing struct {
 	Currency   string `json:"currency"`
 }
 
-// Health is the last known status and the 30-day uptime in percent (null before any probe).
+// Health is the last known status and the uptime in percent over the last 24 hours, 7 days
+// and 30 days (each null until the probe has measured time in it; see functions/health-probe).
 type Health struct {
 	Status    string   `json:"status"`
+	Uptime24h *float64 `json:"uptime_24h"`
+	Uptime7d  *float64 `json:"uptime_7d"`
 	Uptime30d *float64 `json:"uptime_30d"`
 }
 
@@ -350,7 +353,7 @@ func (c cursor) encode() string {
 type Store struct{ pool *pgxpool.Pool }
 
 const listingColumns = `id::text, name, display_name, type, delivery_mode, description, category, tags,
-	verification_tier, pricing_model, price_cents, currency, health_status, uptime_30d::float8,
+	verification_tier, pricing_model, price_cents, currency, health_status, uptime_24h::float8, uptime_7d::float8, uptime_30d::float8,
 	rating_avg::float8, rating_count, install_count, current_version, published_at`
 
 // List returns one page of published listings.
@@ -448,7 +451,7 @@ func (s *Store) Get(ctx context.Context, name string) (Listing, error) {
 func listingDest(l *Listing, key *string) []any {
 	return []any{&l.ID, &l.Name, &l.DisplayName, &l.Type, &l.DeliveryMode, &l.Description, &l.Category, &l.Tags,
 		&l.VerificationTier, &l.Pricing.Model, &l.Pricing.PriceCents, &l.Pricing.Currency, &l.Health.Status,
-		&l.Health.Uptime30d, &l.Rating.Average, &l.Rating.Count, &l.InstallCount, &l.CurrentVersion, &l.PublishedAt, key}
+		&l.Health.Uptime24h, &l.Health.Uptime7d, &l.Health.Uptime30d, &l.Rating.Average, &l.Rating.Count, &l.InstallCount, &l.CurrentVersion, &l.PublishedAt, key}
 }
 
 // Routes is the catalog's HTTP API.

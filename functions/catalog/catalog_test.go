@@ -144,8 +144,18 @@ func TestListOnlyPublishedSortedByPopularity(t *testing.T) {
 	}
 	l := p.Items[1]
 	if l.Type != "data_source" || l.DeliveryMode == nil || *l.DeliveryMode != "pull" || l.Pricing.Currency != "usd" ||
-		l.Health.Status != "unknown" || l.Health.Uptime30d != nil {
+		l.Health.Status != "unknown" || l.Health.Uptime24h != nil || l.Health.Uptime7d != nil || l.Health.Uptime30d != nil {
 		t.Fatalf("listing = %+v", l)
+	}
+	// What the health probe writes is listed: the status and the three uptime windows.
+	if _, err := b.pool.Exec(context.Background(), `UPDATE integrations SET health_status = 'degraded',
+		uptime_24h = 99.5, uptime_7d = 98.25, uptime_30d = 97 WHERE name = 'crypto-ticker'`); err != nil {
+		t.Fatal(err)
+	}
+	h := b.list(t, "").Items[1].Health
+	if h.Status != "degraded" || h.Uptime24h == nil || *h.Uptime24h != 99.5 || h.Uptime7d == nil || *h.Uptime7d != 98.25 ||
+		h.Uptime30d == nil || *h.Uptime30d != 97 {
+		t.Fatalf("health = %+v", h)
 	}
 }
 
