@@ -10,7 +10,10 @@
 package demo
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -172,19 +175,48 @@ var recordSchema = map[string]any{
 	"additionalProperties": false,
 }
 
-// pullSource serves GET /schema (the record schema) and GET /data (current records).
+// pullSchema is the pull source's GET /schema (schemas/json/pull-schema.json): one stream of
+// prices keyed by symbol, polled every minute.
+var pullSchema = map[string]any{
+	"refresh_interval_seconds": 60,
+	"streams": []any{map[string]any{
+		"name":        "prices",
+		"description": "The latest price of each coin, in US cents.",
+		"key":         []string{"symbol"},
+		"schema":      recordSchema,
+	}},
+}
+
+// pullSource serves GET /schema and GET /data as schemas/json/pull-schema.json and
+// pull-data.json say. Both carry an ETag (a hash of the body) and a Last-Modified, and answer
+// 304 to a matching conditional request (http.ServeContent); the prices move once a minute, so
+// the data's validators change each minute and the schema's never.
 func pullSource(now func() time.Time) http.Handler {
+	schemaBody, _ := json.Marshal(pullSchema)
+	started := now().UTC().Truncate(time.Second)
 	return base(func(mux *http.ServeMux) {
-		mux.HandleFunc("GET /schema", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, recordSchema) })
+		mux.HandleFunc("GET /schema", func(w http.ResponseWriter, r *http.Request) {
+			serveJSON(w, r, schemaBody, started)
+		})
 		mux.HandleFunc("GET /data", func(w http.ResponseWriter, r *http.Request) {
 			t := now().UTC().Truncate(time.Minute)
 			var records []map[string]any
 			for i, sym := range []string{"BTC", "ETH", "SOL"} {
-				records = append(records, map[string]any{"symbol": sym, "price_cents": price(i, t), "currency": "usd", "at": t.Format(time.RFC3339)})
+				records = append(records, map[string]any{"stream": "prices", "data": map[string]any{
+					"symbol": sym, "price_cents": price(i, t), "currency": "usd", "at": t.Format(time.RFC3339)}})
 			}
-			writeJSON(w, map[string]any{"records": records})
+			body, _ := json.Marshal(map[string]any{"records": records})
+			serveJSON(w, r, body, t)
 		})
 	})
+}
+
+// serveJSON serves body with an ETag and a Last-Modified, answering conditional requests.
+func serveJSON(w http.ResponseWriter, r *http.Request, body []byte, modified time.Time) {
+	sum := sha256.Sum256(body)
+	w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
+	w.Header().Set("Content-Type", "application/json")
+	http.ServeContent(w, r, "", modified, bytes.NewReader(body))
 }
 
 // price is a deterministic walk around a base price per symbol, one step per minute.

@@ -1,18 +1,24 @@
 package demo
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/myscrollr/connect/shared/records"
 )
 
 // Every demo integration answers its health check and lifecycle callbacks, and the pull source
 // serves records that its own schema describes.
 func TestDemoIntegrationsAnswer(t *testing.T) {
-	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	s, err := Start(slog.New(slog.DiscardHandler), func() time.Time { return at })
+	clock := new(atomic.Int64)
+	clock.Store(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixNano())
+	s, err := Start(slog.New(slog.DiscardHandler), func() time.Time { return time.Unix(0, clock.Load()).UTC() })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,25 +45,74 @@ func TestDemoIntegrationsAnswer(t *testing.T) {
 			t.Errorf("no demo integration of kind %s", want)
 		}
 	}
-	resp, err := http.Get(s.Integrations[0].BaseURL + "/data")
+	checkPullSource(t, s.Integrations[0].BaseURL, clock)
+}
+
+// The pull source follows the pull contracts (its records all valid against its own schema),
+// and its GET /data answers conditional requests: 304 while the minute lasts, new validators
+// and 200 when the prices move.
+func checkPullSource(t *testing.T, base string, clock *atomic.Int64) {
+	t.Helper()
+	get := func(path string, header ...string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	resp, schemaBody := get("/schema")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") == "" {
+		t.Fatalf("/schema: %d, ETag %q", resp.StatusCode, resp.Header.Get("ETag"))
+	}
+	if resp, _ := get("/schema", "If-None-Match", resp.Header.Get("ETag")); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("/schema with its ETag: %d, want 304", resp.StatusCode)
+	}
+	sch, err := records.ParsePullSchema(schemaBody)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var body struct {
-		Records []struct {
-			Symbol     string `json:"symbol"`
+	resp, dataBody := get("/data")
+	etag, lastModified := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	if resp.StatusCode != http.StatusOK || etag == "" || lastModified != "Wed, 25 Nov 2026 12:00:00 GMT" {
+		t.Fatalf("/data: %d, ETag %q, Last-Modified %q", resp.StatusCode, etag, lastModified)
+	}
+	items, err := records.ParsePullData(dataBody, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, bad, err := records.CheckPull(context.Background(), records.Source{Name: "crypto-ticker"}, sch, items, records.Identity{})
+	if err != nil || len(good) != 3 || len(bad) != 0 {
+		t.Fatalf("records: %d good, %+v bad, %v", len(good), bad, err)
+	}
+	for _, r := range good {
+		var d struct {
 			PriceCents int64  `json:"price_cents"`
-			Currency   string `json:"currency"`
 			At         string `json:"at"`
-		} `json:"records"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || len(body.Records) != 3 {
-		t.Fatalf("data = %+v, %v", body, err)
-	}
-	for _, r := range body.Records {
-		if r.PriceCents <= 0 || r.Currency != "usd" || r.At != "2026-11-25T12:00:00Z" {
-			t.Errorf("record %+v", r)
 		}
+		if err := json.Unmarshal(r.Data, &d); err != nil || d.PriceCents <= 0 || d.At != "2026-11-25T12:00:00Z" || r.Stream != "prices" {
+			t.Errorf("record %s %s", r.Key, r.Data)
+		}
+	}
+	clock.Add(int64(30 * time.Second)) // same minute: nothing new
+	if resp, _ := get("/data", "If-None-Match", etag); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("/data with its ETag in the same minute: %d, want 304", resp.StatusCode)
+	}
+	if resp, _ := get("/data", "If-Modified-Since", lastModified); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("/data with its Last-Modified in the same minute: %d, want 304", resp.StatusCode)
+	}
+	clock.Add(int64(time.Minute)) // the prices move
+	resp, next := get("/data", "If-None-Match", etag)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") == etag || string(next) == string(dataBody) {
+		t.Errorf("/data a minute later: %d, ETag %q (was %q)", resp.StatusCode, resp.Header.Get("ETag"), etag)
 	}
 }
