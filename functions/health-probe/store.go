@@ -28,13 +28,18 @@ const (
 )
 
 // loadTargets lists the published integrations not yet checked at or after at, with their
-// state (a missing state row is unknown with no runs).
+// state (a missing state row is unknown with no runs). They come slowest first: those whose
+// last check failed (often a timeout) or that were never checked, then by their last response
+// time, longest first. The sweep starts them in this order, so the probes that may run into
+// the timeout run alongside all the quick ones instead of after them (longest job first), and
+// a sweep takes about PROBE_TIMEOUT rather than PROBE_TIMEOUT plus the time of everything
+// started before the slow ones.
 func loadTargets(ctx context.Context, conn *pgxpool.Conn, at time.Time) ([]target, error) {
 	rows, err := conn.Query(ctx, `SELECT i.id::text, i.name, i.base_url,
 			coalesce(s.status, 'unknown'), coalesce(s.consecutive_failures, 0), coalesce(s.consecutive_successes, 0)
 		FROM integrations i LEFT JOIN integration_health_state s ON s.integration_id = i.id
 		WHERE i.is_published AND (s.last_checked_at IS NULL OR s.last_checked_at < $1)
-		ORDER BY i.id`, at)
+		ORDER BY coalesce(s.consecutive_failures, 1) > 0 DESC, s.last_response_time_ms DESC NULLS FIRST, i.id`, at)
 	if err != nil {
 		return nil, fmt.Errorf("health-probe: load integrations: %w", err)
 	}
