@@ -4,14 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
 
 func TestCompileSchemaRefusesRemoteAndBounds(t *testing.T) {
 	for _, tc := range []struct{ schema, want string }{
-		{`{"$ref": "https://example.com/s.json"}`, "remote references are not loaded"},
-		{`{"$ref": "file:///etc/passwd"}`, "remote references are not loaded"},
+		{`{"$ref": "https://example.com/s.json"}`, "only local references"},
+		{`{"$ref": "file:///etc/passwd"}`, "only local references"},
+		{`{"$defs": {"a": {"$id": "https://example.com/a"}}}`, "embedded resources are not supported"},
+		{`{"$dynamicRef": "#x"}`, "not supported"},
+		{`{"allOf": [{"$ref": "#"}]}`, "never descends"},
+		{costly(25), "too costly"},
+		{costly(13), "too costly"},
 		{`{"$schema": "https://example.com/meta"}`, "remote references are not loaded"},
 		{`{"type": "object"`, "not valid JSON"},
 		{`[1]`, "must be a JSON Schema object"},
@@ -24,10 +30,27 @@ func TestCompileSchemaRefusesRemoteAndBounds(t *testing.T) {
 			t.Errorf("%.60s: err = %v, want %q", tc.schema, err, tc.want)
 		}
 	}
-	// Local references are fine.
-	if _, err := CompileSchema([]byte(`{"$defs": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/$defs/n"}}}`)); err != nil {
-		t.Fatal(err)
+	// Local references, anchors, recursion through members and modest combinators are fine.
+	for _, ok := range []string{
+		`{"$defs": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/$defs/n"}}}`,
+		`{"$id": "https://example.com/tree", "properties": {"child": {"$ref": "#"}, "n": {"$ref": "#num"}}, "$defs": {"x": {"$anchor": "num", "type": "number"}}}`,
+		costly(8),
+	} {
+		if _, err := CompileSchema([]byte(ok)); err != nil {
+			t.Errorf("%.80s: %v", ok, err)
+		}
 	}
+}
+
+// costly is a chain of n definitions, each an anyOf of two references to the next: 2^n
+// evaluations for one value.
+func costly(n int) string {
+	var defs []string
+	for i := range n {
+		defs = append(defs, fmt.Sprintf(`"d%d": {"anyOf": [{"$ref": "#/$defs/d%d"}, {"$ref": "#/$defs/d%d"}]}`, i, i+1, i+1))
+	}
+	defs = append(defs, fmt.Sprintf(`"d%d": {"type": "string"}`, n))
+	return `{"$defs": {` + strings.Join(defs, ", ") + `}, "$ref": "#/$defs/d0"}`
 }
 
 // refuseOdd refuses records whose "n" is odd and fails outright on n = 13.

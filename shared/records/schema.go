@@ -79,6 +79,9 @@ func CompileSchema(raw []byte) (*Schema, error) {
 	if _, ok := doc.(map[string]any); !ok {
 		return nil, errors.New("must be a JSON Schema object")
 	}
+	if err := costOf(doc); err != nil {
+		return nil, err
+	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
