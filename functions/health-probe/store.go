@@ -103,6 +103,7 @@ func record(ctx context.Context, conn *pgxpool.Conn, at time.Time, targets []tar
 	if _, err := tx.Exec(ctx, `INSERT INTO integration_health (integration_id, status, response_time_ms, checked_at, http_status, reason)
 		SELECT id, status, nullif(ms, -1), $1, nullif(code, 0), nullif(reason, '')
 		FROM unnest($2::uuid[], $3::text[], $4::int[], $5::int[], $6::text[]) AS r(id, status, ms, code, reason)
+		WHERE EXISTS (SELECT 1 FROM integrations i WHERE i.id = r.id) -- deleted since the load: skip
 		ON CONFLICT (integration_id, checked_at) DO NOTHING`,
 		at, ids, checks, ms, codes, reasons); err != nil {
 		return 0, fmt.Errorf("health-probe: record checks: %w", err)
@@ -114,6 +115,7 @@ func record(ctx context.Context, conn *pgxpool.Conn, at time.Time, targets []tar
 		SELECT id, status, f, su, $1, CASE WHEN changed THEN $1::timestamptz END, nullif(ms, -1), nullif(reason, '')
 		FROM unnest($2::uuid[], $3::text[], $4::int[], $5::int[], $6::bool[], $7::int[], $8::text[])
 			AS r(id, status, f, su, changed, ms, reason)
+		WHERE EXISTS (SELECT 1 FROM integrations i WHERE i.id = r.id)
 		ON CONFLICT (integration_id) DO UPDATE SET
 			status = excluded.status,
 			consecutive_failures = excluded.consecutive_failures,
@@ -133,6 +135,7 @@ func record(ctx context.Context, conn *pgxpool.Conn, at time.Time, targets []tar
 	// new span at itself. Gaps over maxGap belong to no span: unobserved time.
 	if _, err := tx.Exec(ctx, `WITH r AS (
 			SELECT * FROM unnest($2::uuid[], $3::bool[]) AS r(id, up)
+			WHERE EXISTS (SELECT 1 FROM integrations i WHERE i.id = r.id)
 		), last AS (
 			SELECT r.id, r.up, l.started_at, l.ended_at, l.up AS last_up
 			FROM r LEFT JOIN LATERAL (

@@ -439,3 +439,32 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("%d old spans left, want the one inside the window", n)
 	}
 }
+
+// TestDeletedDuringSweep: an integration deleted while it is being probed is left out of the
+// write; the others are recorded.
+func TestDeletedDuringSweep(t *testing.T) {
+	b := setupProbe(t, nil)
+	arrived, deleted := make(chan struct{}), make(chan struct{})
+	gone := b.integration(t, "leaving", serve(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-deleted
+		answer(200, `{"status":"ok"}`)(w, r)
+	}))
+	stays := b.integration(t, "staying", serve(t, answer(200, `{"status":"ok"}`)))
+	done := make(chan error, 1)
+	go func() { _, err := b.svc.Sweep(context.Background(), t0); done <- err }()
+	// Delete it while its probe waits (the delete does not wait for the sweep: nothing is
+	// locked before the write).
+	<-arrived
+	b.exec(t, `DELETE FROM integrations WHERE id = $1`, gone)
+	close(deleted)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := b.count(t, `SELECT count(*) FROM integration_health_state`); n != 1 {
+		t.Fatalf("%d states, want only the remaining integration's", n)
+	}
+	if l := b.listing(t, stays); l.Status != events.HealthHealthy {
+		t.Fatalf("remaining integration: %+v", l)
+	}
+}
