@@ -120,7 +120,7 @@ func startServers(b *testing.B, n int) []string {
 
 // BenchmarkSweep10k is the Measure: one sweep over 10,000 published integrations
 // served by a child process (5% answering in 10 s, 5% never), with the default settings
-// (PROBE_TIMEOUT 10s, PROBE_CONCURRENCY 2048, PROBE_PER_HOST 4). It reports the wall time per
+// (PROBE_TIMEOUT 10s, PROBE_CONCURRENCY 1536, PROBE_PER_HOST 4). It reports the wall time per
 // steady-state sweep (ns/op) and of the first, cold sweep (cold-sweep-s), the probe's peak Go
 // heap and peak RSS over both (MiB), and the last sweep's outcome counts. It is slow and opens
 // 10,000 sockets, so it runs only when -bench names it (-v logs each sweep):

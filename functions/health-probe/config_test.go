@@ -21,7 +21,7 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 	}
 	c, err := ConfigFromEnv(env(nil))
-	if err != nil || c.Timeout != 10*time.Second || c.DegradedAfter != 2*time.Second || c.Concurrency != 2048 ||
+	if err != nil || c.Timeout != 10*time.Second || c.DegradedAfter != 2*time.Second || c.Concurrency != 1536 ||
 		c.PerHost != 4 || c.CheckRetention != 48*time.Hour || len(c.Allow) != 0 {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}

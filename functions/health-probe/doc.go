@@ -81,7 +81,7 @@
 //	SSRF_ALLOW             destinations exempt from the SSRF checks, e.g. 127.0.0.1/32 (make dev only)
 //	PROBE_TIMEOUT          whole call of one probe (default 10s, at most 60s)
 //	PROBE_DEGRADED_AFTER   a slower successful answer is degraded (default 2s, less than PROBE_TIMEOUT)
-//	PROBE_CONCURRENCY      probes at once (default 2048, at most 16384)
+//	PROBE_CONCURRENCY      probes at once (default 1536, at most 16384; see Config.Concurrency)
 //	PROBE_PER_HOST         probes at once per host name (default 4)
 //	PROBE_CHECK_RETENTION  how long raw checks are kept (default 48h, 1h to 720h)
 //	PORT, LOG_LEVEL, ...   see shared/runtime

@@ -188,9 +188,25 @@ func record(ctx context.Context, conn *pgxpool.Conn, at time.Time, targets []tar
 
 	if transitions > 0 {
 		b := &batchExecer{}
+		flush := func() error {
+			if b.batch.Len() == 0 {
+				return nil
+			}
+			err := tx.SendBatch(ctx, &b.batch).Close()
+			b.batch = pgx.Batch{}
+			if err != nil {
+				return fmt.Errorf("health-probe: write health.changed events: %w", err)
+			}
+			return nil
+		}
 		for i, t := range targets {
 			if !changed[i] {
 				continue
+			}
+			if b.batch.Len() == outboxBatch {
+				if err := flush(); err != nil {
+					return 0, err
+				}
 			}
 			l, ok := listings[t.ID]
 			if !ok { // deleted meanwhile
@@ -220,8 +236,8 @@ func record(ctx context.Context, conn *pgxpool.Conn, at time.Time, targets []tar
 				return 0, fmt.Errorf("health-probe: health.changed of %s: %w", t.Name, err)
 			}
 		}
-		if err := tx.SendBatch(ctx, &b.batch).Close(); err != nil {
-			return 0, fmt.Errorf("health-probe: write health.changed events: %w", err)
+		if err := flush(); err != nil {
+			return 0, err
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -246,8 +262,12 @@ const uptimeSQL = `SELECT
 		FROM integration_uptime_spans s
 		WHERE s.integration_id = r.id AND s.ended_at > $1 - interval '720 hours') AS w`
 
-// batchExecer queues outbox.Write's inserts in a pgx.Batch, so all the events of a sweep
-// take one round trip.
+// outboxBatch is how many health.changed rows go in one round trip: few round trips, and a
+// first sweep over many integrations (every one a transition) does not hold all its events
+// in memory at once.
+const outboxBatch = 1000
+
+// batchExecer queues outbox.Write's inserts in a pgx.Batch, sent every outboxBatch events.
 type batchExecer struct{ batch pgx.Batch }
 
 func (b *batchExecer) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
