@@ -68,3 +68,12 @@ func TestNextCounters(t *testing.T) {
 		t.Fatalf("after a success: %+v", s)
 	}
 }
+
+func TestTruncate(t *testing.T) {
+	if got := truncate("abc", 3); got != "abc" {
+		t.Fatalf("truncate short = %q", got)
+	}
+	if got := truncate("aé", 2); got != "a…" {
+		t.Fatalf("truncate in a rune = %q, want the partial rune dropped", got)
+	}
+}

@@ -223,9 +223,10 @@ func hostKey(baseURL string) string {
 	return strings.ToLower(u.Hostname())
 }
 
+// truncate cuts s to at most n bytes and marks the cut, keeping it valid UTF-8.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "…"
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
