@@ -30,6 +30,7 @@ bench:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -skip 'BenchmarkRelay' -benchmem -benchtime $(BENCHTIME) ./...); done | tee $(BENCHOUT)/go-bench.txt
 	$(GO) run ./tests/coldstart/cmd/coldstart -fn github.com/myscrollr/connect/functions/catalog -pg -n 20 -buildflags "$(BUILDFLAGS)" -out $(BENCHOUT)/coldstart.json
 	cd functions && $(GO) test -run '^$$' -bench 'BenchmarkRelay' -benchtime 20000x ./relay/ | tee ../$(BENCHOUT)/relay.txt
+	cd functions && $(GO) test -run '^$$' -bench 'BenchmarkSweep10k' -benchtime 3x ./health-probe/ | tee ../$(BENCHOUT)/health-probe.txt
 
 build:
 	@mkdir -p bin

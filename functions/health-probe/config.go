@@ -67,9 +67,9 @@ type Config struct {
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{DatabaseURL: strings.TrimSpace(getenv("DATABASE_URL"))}
 	var errs []error
-	allow, err := ssrf.ParseAllow(getenv(ssrf.EnvAllow))
+	allow, err := ssrf.ParseAllow(getenv("SSRF_ALLOW"))
 	if err != nil {
-		errs = append(errs, fmt.Errorf("health-probe: Config.Allow (%s): %w", ssrf.EnvAllow, err))
+		errs = append(errs, fmt.Errorf("health-probe: Config.Allow (SSRF_ALLOW): %w", err))
 	}
 	c.Allow = allow
 	dur := func(field, env string, def time.Duration, dst *time.Duration) {

@@ -81,7 +81,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		LogtoEndpoint: strings.TrimSuffix(strings.TrimSpace(getenv("LOGTO_ENDPOINT")), "/"),
 		APIResource:   strings.TrimSpace(getenv("LOGTO_API_RESOURCE")),
 	}
-	allow, err := ssrf.ParseAllow(getenv(ssrf.EnvAllow))
+	allow, err := ssrf.ParseAllow(getenv("SSRF_ALLOW"))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("poll: Config.Allow (SSRF_ALLOW): %v", err))
 	}

@@ -72,9 +72,9 @@ putv() {
 }
 
 # Database: one Secret per function, its own role (connect-db-<function>, key DATABASE_URL).
-functions=(catalog uninstall logto-webhook relay)
+functions=(catalog uninstall logto-webhook relay health-probe poll)
 if [ "$pending" = 1 ]; then
-	functions+=(registry install stripe-webhook notify health-probe poll ingest)
+	functions+=(registry install stripe-webhook notify ingest)
 fi
 for fn in "${functions[@]}"; do
 	var="DATABASE_URL_$(printf '%s' "$fn" | tr 'a-z-' 'A-Z_')"

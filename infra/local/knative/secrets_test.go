@@ -176,7 +176,8 @@ func TestCreateSecretsScript(t *testing.T) {
 		"DATABASE_URL_CATALOG": marker + "1", "DATABASE_URL_UNINSTALL": marker + "2",
 		"DATABASE_URL_LOGTO_WEBHOOK": marker + "3", "DATABASE_URL_RELAY": marker + "4",
 		"LOGTO_M2M_APP_ID": marker + "5", "LOGTO_M2M_APP_SECRET": marker + "6",
-		"DATABASE_URL_MIGRATE": marker + "8",
+		"DATABASE_URL_MIGRATE": marker + "8", "DATABASE_URL_HEALTH_PROBE": marker + "h",
+		"DATABASE_URL_POLL": marker + "p",
 	}
 	run := func(t *testing.T, file string, extra ...string) (string, string, error) {
 		bin, log := fakeKubectl(t)

@@ -27,6 +27,9 @@ func (s *Stack) localValues() map[string]string {
 		"LOGTO_M2M_APP_SECRET":      s.m2mSecret,
 		"LOGTO_WEBHOOK_SIGNING_KEY": s.WebhookSigningKey,
 		"LOG_LEVEL":                 envOr("LOG_LEVEL", "info"),
+		// The explicit exemption that lets health-probe and poll reach the demo integrations,
+		// which listen on 127.0.0.1 over http (shared/ssrf Config.Allow). Production has none.
+		"SSRF_ALLOW": envOr("SSRF_ALLOW", "127.0.0.1/32"),
 		// The cluster's service account issuer on Knative; the development identity server
 		// here. Its discovery document names the JWKS, so EVENTS_OIDC_JWKS_URL stays unset.
 		"EVENTS_OIDC_ISSUER": s.senderIssuer,

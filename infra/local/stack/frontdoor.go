@@ -14,7 +14,8 @@ import (
 )
 
 // Route sends requests whose path starts with Prefix (and, if set, whose method is Method) to
-// Function. The first matching route wins.
+// Function. A segment "*" of Prefix matches any one non-empty path segment. The first matching
+// route wins, so a narrower route goes before a wider one.
 type Route struct {
 	Method   string
 	Prefix   string
@@ -25,6 +26,8 @@ type Route struct {
 var Routes = []Route{
 	{Method: http.MethodGet, Prefix: "/v1/integrations", Function: "catalog"},
 	{Method: http.MethodPost, Prefix: "/v1/webhooks/logto", Function: "logto-webhook"},
+	// Records a pull source's polls refused (functions/poll/doc.go).
+	{Method: http.MethodGet, Prefix: "/v1/developer/integrations/*/rejections", Function: "poll"},
 }
 
 func (s *Stack) startFrontDoor() error {
@@ -94,7 +97,7 @@ func frontDoor(routes []Route, functions map[string]string) http.Handler {
 		}
 		pathMatched := false
 		for _, rt := range routes {
-			if r.URL.Path != rt.Prefix && !strings.HasPrefix(r.URL.Path, rt.Prefix+"/") {
+			if !hasPrefix(r.URL.Path, rt.Prefix) {
 				continue
 			}
 			pathMatched = true
@@ -115,4 +118,19 @@ func frontDoor(routes []Route, functions map[string]string) http.Handler {
 		}
 		httpx.WriteProblem(w, r, httpx.NotFound("no route for "+r.URL.Path))
 	})
+}
+
+// hasPrefix reports whether path is prefix or below it, segment by segment, a "*" segment of
+// prefix matching any one non-empty segment.
+func hasPrefix(path, prefix string) bool {
+	ps, want := strings.Split(path, "/"), strings.Split(prefix, "/")
+	if len(ps) < len(want) {
+		return false
+	}
+	for i, w := range want {
+		if ps[i] != w && (w != "*" || ps[i] == "") {
+			return false
+		}
+	}
+	return true
 }

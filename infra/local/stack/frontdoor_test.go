@@ -180,3 +180,27 @@ func TestFrontDoorCutsOffSlowClients(t *testing.T) {
 		t.Fatalf("the trickled request succeeded: %q", got)
 	}
 }
+
+// Prefixes match whole segments, and "*" matches one non-empty segment.
+func TestFrontDoorPrefixSegments(t *testing.T) {
+	for _, c := range []struct {
+		path, prefix string
+		want         bool
+	}{
+		{"/v1/integrations", "/v1/integrations", true},
+		{"/v1/integrations/", "/v1/integrations", true},
+		{"/v1/integrations/x/reviews", "/v1/integrations", true},
+		{"/v1/integrationsx", "/v1/integrations", false},
+		{"/v1", "/v1/integrations", false},
+		{"/v1/developer/integrations/demo/rejections", "/v1/developer/integrations/*/rejections", true},
+		{"/v1/developer/integrations/demo/rejections/", "/v1/developer/integrations/*/rejections", true},
+		{"/v1/developer/integrations//rejections", "/v1/developer/integrations/*/rejections", false},
+		{"/v1/developer/integrations/demo", "/v1/developer/integrations/*/rejections", false},
+		{"/v1/developer/integrations/demo/publish", "/v1/developer/integrations/*/rejections", false},
+		{"/v1/developer/integrations/demo/rejectionsx", "/v1/developer/integrations/*/rejections", false},
+	} {
+		if got := hasPrefix(c.path, c.prefix); got != c.want {
+			t.Errorf("hasPrefix(%q, %q) = %v, want %v", c.path, c.prefix, got, c.want)
+		}
+	}
+}
