@@ -11,8 +11,9 @@ import (
 )
 
 // Functions are the functions that use the database, each with a group role of its own
-// (FunctionRole) created by migrations 00004 and 00005 with exactly the privileges its SQL needs.
-var Functions = []string{"catalog", "health-probe", "logto-webhook", "poll", "relay", "uninstall"}
+// (FunctionRole) created by migrations 00004, 00005 and 00006 with exactly the privileges its SQL
+// needs.
+var Functions = []string{"catalog", "health-probe", "logto-webhook", "poll", "registry", "relay", "uninstall"}
 
 // ReplicationFunction is the one function whose login role needs the REPLICATION attribute
 // (the relay reads logical replication). The attribute is never inherited through group
