@@ -52,7 +52,14 @@ func TestFunctionRoleGrants(t *testing.T) {
 	}
 	want := []string{
 		"connect_catalog goose_db_version SELECT",
+		"connect_catalog integration_reviews DELETE",
+		"connect_catalog integration_reviews INSERT",
+		"connect_catalog integration_reviews SELECT",
+		"connect_catalog integration_reviews UPDATE",
 		"connect_catalog integrations SELECT",
+		"connect_catalog integrations.rating_avg UPDATE",
+		"connect_catalog integrations.rating_count UPDATE",
+		"connect_catalog user_integrations SELECT",
 		"connect_health_probe goose_db_version SELECT",
 		"connect_health_probe integration_health DELETE",
 		"connect_health_probe integration_health INSERT",
