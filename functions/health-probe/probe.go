@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,15 +14,16 @@ import (
 	"time"
 
 	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/conformance/health"
 	"github.com/myscrollr/connect/shared/ssrf"
 )
 
 // maxBodyBytes bounds the body of a health answer: the contract (schemas/json/health.json)
 // is a small JSON object; a longer body is a failed check.
-const maxBodyBytes = 4 << 10
+const maxBodyBytes = health.MaxBodyBytes
 
 // healthPath is probed below each integration's base_url.
-const healthPath = "health"
+const healthPath = health.Path
 
 // Result is the outcome of one check.
 type Result struct {
@@ -117,41 +117,9 @@ func (p *Prober) Probe(ctx context.Context, baseURL string) Result {
 	return r
 }
 
-// statuses maps the status values of the health contract (schemas/json/health.json) to a
-// check's result. They follow the IETF draft "Health Check Response Format for HTTP APIs"
-// (pass/warn/fail, with ok/up and error/down accepted for pass and fail) plus our own
-// healthy/degraded.
-var statuses = map[string]string{
-	"ok": events.HealthHealthy, "pass": events.HealthHealthy, "up": events.HealthHealthy, "healthy": events.HealthHealthy,
-	"degraded": events.HealthDegraded, "warn": events.HealthDegraded,
-	"down": events.HealthOffline, "fail": events.HealthOffline, "error": events.HealthOffline,
-}
-
-// judge reads a 2xx answer's body by the health contract: a JSON object whose "status" is
-// one of statuses. Anything else is offline: an integration that does not speak the
-// contract cannot be told apart from a web server answering for a dead one.
-func judge(body []byte) (status, reason string) {
-	var doc struct {
-		Status *string `json:"status"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return events.HealthOffline, "body: not a JSON object"
-	}
-	if doc.Status == nil {
-		return events.HealthOffline, `body: no "status"`
-	}
-	s, ok := statuses[*doc.Status]
-	if !ok {
-		return events.HealthOffline, `body: unknown "status"`
-	}
-	switch s {
-	case events.HealthOffline:
-		return s, fmt.Sprintf("reported %q", *doc.Status)
-	case events.HealthDegraded:
-		return s, fmt.Sprintf("reported %q", *doc.Status)
-	}
-	return s, ""
-}
+// judge reads a 2xx answer's body by the health contract (shared/conformance/health, which
+// the registry's automated checks use too).
+func judge(body []byte) (status, reason string) { return health.Judge(body) }
 
 // failure says briefly why a request failed, without the URL or addresses (which a *url.Error
 // or *net.OpError would print).
