@@ -75,6 +75,44 @@ type IntegrationVersionCreated struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
+// Verification tiers of an integration (IntegrationTierChanged).
+const (
+	TierUnverified = "unverified"
+	TierVerified   = "verified" // reviewed; required for paid listings
+	TierFeatured   = "featured" // verified and promoted
+)
+
+// IntegrationDeprecated: a developer announced that an integration is going away (registry).
+type IntegrationDeprecated struct {
+	IntegrationID string    `json:"integration_id"`
+	Name          string    `json:"name"`
+	Message       string    `json:"message"`
+	Sunset        string    `json:"sunset,omitempty"`      // YYYY-MM-DD
+	Replacement   string    `json:"replacement,omitempty"` // name of the integration to use instead
+	DeprecatedAt  time.Time `json:"deprecated_at"`
+}
+
+// IntegrationTierChanged: an administrator set an integration's verification tier (registry).
+type IntegrationTierChanged struct {
+	IntegrationID string    `json:"integration_id"`
+	Name          string    `json:"name"`
+	FromTier      string    `json:"from_tier"` // Tier*
+	ToTier        string    `json:"to_tier"`   // Tier*
+	Reason        string    `json:"reason"`
+	ChangedBy     string    `json:"changed_by"` // Logto user id of the administrator
+	ChangedAt     time.Time `json:"changed_at"`
+}
+
+// VerificationRequested: a developer asked for an integration to be reviewed (registry).
+type VerificationRequested struct {
+	IntegrationID string    `json:"integration_id"`
+	Name          string    `json:"name"`
+	RequestID     string    `json:"request_id"` // UUID
+	Version       string    `json:"version"`
+	RequestedBy   string    `json:"requested_by"` // Logto user id of the developer
+	RequestedAt   time.Time `json:"requested_at"`
+}
+
 // InstallRequested: a user started an install (install). For a paid integration the install
 // completes when the payment succeeds; for a free one, after consent.
 type InstallRequested struct {

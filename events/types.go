@@ -6,6 +6,9 @@ const (
 	TypeIntegrationPublished      = "com.myscrollr.connect.integration.published"
 	TypeIntegrationUnpublished    = "com.myscrollr.connect.integration.unpublished"
 	TypeIntegrationVersionCreated = "com.myscrollr.connect.integration.version.created"
+	TypeIntegrationDeprecated     = "com.myscrollr.connect.integration.deprecated"
+	TypeIntegrationTierChanged    = "com.myscrollr.connect.integration.tier.changed"
+	TypeVerificationRequested     = "com.myscrollr.connect.integration.verification.requested"
 	TypeInstallRequested          = "com.myscrollr.connect.install.requested"
 	TypeInstallCompleted          = "com.myscrollr.connect.install.completed"
 	TypeInstallRevoked            = "com.myscrollr.connect.install.revoked" // an uninstall, whatever its cause
@@ -25,6 +28,7 @@ func Types() []string {
 		TypeIntegrationVersionCreated, TypeInstallRequested, TypeInstallCompleted,
 		TypeInstallRevoked, TypePaymentSucceeded, TypePaymentFailed, TypeSubscriptionEnded,
 		TypeUserDeleted, TypeDeveloperRoleChanged, TypeHealthChanged, TypeDataReceived,
+		TypeIntegrationDeprecated, TypeIntegrationTierChanged, TypeVerificationRequested,
 	}
 }
 
@@ -60,6 +64,12 @@ func DataFor(eventType string) any {
 		return new(HealthChanged)
 	case TypeDataReceived:
 		return new(DataReceived)
+	case TypeIntegrationDeprecated:
+		return new(IntegrationDeprecated)
+	case TypeIntegrationTierChanged:
+		return new(IntegrationTierChanged)
+	case TypeVerificationRequested:
+		return new(VerificationRequested)
 	}
 	return nil
 }
