@@ -30,6 +30,12 @@ func (s *Stack) localValues() map[string]string {
 		// The explicit exemption that lets health-probe and poll reach the demo integrations,
 		// which listen on 127.0.0.1 over http (shared/ssrf Config.Allow). Production has none.
 		"SSRF_ALLOW": envOr("SSRF_ALLOW", "127.0.0.1/32"),
+		// The registry accepts manifests whose URLs are http://127.0.0.1 (the demo integrations'
+		// and a developer's own, run beside make dev) and registers the install callback of this
+		// front door as every integration's redirect URI.
+		"MANIFEST_ALLOW_LOOPBACK_HTTP": "true",
+		"INSTALL_CALLBACK_URL":         s.URL + "/v1/installs/callback",
+		"CLIENT_SECRET_KEYS":           s.clientSecretKeys,
 		// The cluster's service account issuer on Knative; the development identity server
 		// here. Its discovery document names the JWKS, so EVENTS_OIDC_JWKS_URL stays unset.
 		"EVENTS_OIDC_ISSUER": s.senderIssuer,
@@ -92,6 +98,7 @@ func (s *Stack) Secrets() map[string]string {
 		"LOGTO_WEBHOOK_SIGNING_KEY": s.WebhookSigningKey,
 		"LOGTO_M2M_APP_ID":          s.m2mID,
 		"LOGTO_M2M_APP_SECRET":      s.m2mSecret,
+		"CLIENT_SECRET_KEYS":        s.clientSecretKeys,
 	}
 	if s.eventingSecret != "" {
 		out["EVENTING_CLIENT_ID"] = EventingClientID

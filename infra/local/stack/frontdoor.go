@@ -30,16 +30,20 @@ var Routes = []Route{
 	{Method: http.MethodGet, Prefix: "/v1/developer/integrations/*/rejections", Function: "poll"},
 }
 
-func (s *Stack) startFrontDoor() error {
+// listenFrontDoor binds the front door's address and sets s.URL; serveFrontDoor serves on it.
+func (s *Stack) listenFrontDoor() (net.Listener, error) {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("stack: front door on %s: %w (set FRONT_DOOR_ADDR to use another address)", s.cfg.Addr, err)
+		return nil, fmt.Errorf("stack: front door on %s: %w (set FRONT_DOOR_ADDR to use another address)", s.cfg.Addr, err)
 	}
 	s.URL = "http://" + ln.Addr().String()
+	return ln, nil
+}
+
+func (s *Stack) serveFrontDoor(ln net.Listener) {
 	s.frontDoor = newFrontDoorServer(frontDoor(Routes, s.Functions), frontDoorLimits)
 	go s.frontDoor.Serve(ln)
 	s.log.Info("front door listening", "url", s.URL)
-	return nil
 }
 
 // serverLimits bound how long a slow client may hold a connection.

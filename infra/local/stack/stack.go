@@ -16,6 +16,8 @@ package stack
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -153,6 +155,9 @@ type Stack struct {
 	idp       *idp.Server
 	m2mID     string
 	m2mSecret string
+	// clientSecretKeys seal integrations' client secrets (CLIENT_SECRET_KEYS, or one random
+	// key per run).
+	clientSecretKeys string
 
 	// functionDB maps a function to the URL of its least-privilege login role (own cluster
 	// only); see functionDatabaseURL.
@@ -233,6 +238,18 @@ func (s *Stack) start(ctx context.Context) error {
 	if err := s.writeSecrets(); err != nil {
 		return err
 	}
+	// The front door's address is known before the functions start (some settings name it,
+	// e.g. the install callback); it serves once everything behind it is ready.
+	door, err := s.listenFrontDoor()
+	if err != nil {
+		return err
+	}
+	serving := false
+	defer func() {
+		if !serving {
+			door.Close()
+		}
+	}()
 	for _, name := range names {
 		env, err := s.functionEnv(name)
 		if err != nil {
@@ -253,7 +270,9 @@ func (s *Stack) start(ctx context.Context) error {
 	if err := s.startEventing(ctx); err != nil {
 		return err
 	}
-	return s.startFrontDoor()
+	s.serveFrontDoor(door)
+	serving = true
+	return nil
 }
 
 // startServers starts what the functions need: PostgreSQL (migrated), the demo integrations,
@@ -271,6 +290,12 @@ func (s *Stack) startServers(ctx context.Context) error {
 	s.WebhookSigningKey = s.cfg.WebhookSigningKey
 	if s.WebhookSigningKey == "" {
 		s.WebhookSigningKey = randomHex(24)
+	}
+	s.clientSecretKeys = os.Getenv("CLIENT_SECRET_KEYS")
+	if s.clientSecretKeys == "" {
+		key := make([]byte, 32)
+		rand.Read(key)
+		s.clientSecretKeys = "dev:" + base64.StdEncoding.EncodeToString(key)
 	}
 	return s.startIdentity(ctx)
 }
