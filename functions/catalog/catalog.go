@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/httpx"
 )
 
@@ -87,25 +88,45 @@ type sortSpec struct {
 	asc  bool
 }
 
+// The sort keys are qualified with the table's alias: an unqualified name in ORDER BY would
+// name the output column of the same name, which the select list casts (rating_avg::float8,
+// id::text), and a sort by a cast cannot use the index (the Measure section of issue 7: 140
+// times slower).
 var sorts = map[string]sortSpec{
-	"popular":   {expr: "install_count", cast: "bigint"},
-	"rating":    {expr: "rating_avg", cast: "numeric"},
-	"newest":    {expr: "published_at", cast: "timestamptz"},
-	"name":      {expr: "display_name", cast: "text", asc: true},
-	"relevance": {expr: "ts_rank(search, " + tsQuery + ")", cast: "real"},
+	"popular":   {expr: "i.install_count", cast: "bigint"},
+	"rating":    {expr: "i.rating_avg", cast: "numeric"},
+	"newest":    {expr: "i.published_at", cast: "timestamptz"},
+	"name":      {expr: "i.display_name", cast: "text", asc: true},
+	"uptime":    {expr: "coalesce(i.uptime_30d, -1)", cast: "numeric"}, // unknown last
+	"relevance": {expr: "i.rank", cast: "real"},
 }
 
 const tsQuery = "(websearch_to_tsquery('simple', @q) || websearch_to_tsquery('english', @q))"
 
+// MaxRanked bounds how many matches of a search are ranked for sort=relevance: the ones the
+// index yields first. Ranking reads every ranked row's tsvector, so an unbounded rank costs in
+// proportion to the matches (90,000 rows for a common word, the Measure section of issue 7),
+// while a user reads the first pages. A search narrower than this ranks every match.
+const MaxRanked = 1000
+
+// rankSQL is the relevance of a listing: ts_rank of the weighted document, or for a search
+// that matched nothing as words (typo tolerance, see Store.List) the trigram word similarity
+// of the query to the names.
+const (
+	rankSQL      = "ts_rank(i.search, " + tsQuery + ")"
+	fuzzyRankSQL = "word_similarity(lower(@q), i.search_name)"
+	fuzzyMatch   = "i.search_name %> lower(@q)"
+)
+
 var (
 	allowedParams = map[string]bool{"q": true, "type": true, "category": true, "tag": true,
-		"pricing": true, "tier": true, "delivery_mode": true, "sort": true, "limit": true, "cursor": true}
+		"pricing": true, "tier": true, "delivery_mode": true, "min_rating": true, "sort": true, "limit": true, "cursor": true}
 	enumParams = map[string][]string{
 		"type":          {"data_source", "widget", "app"},
 		"pricing":       {"free", "paid", "one_time", "subscription"},
-		"tier":          {"unverified", "verified", "official"},
+		"tier":          {"unverified", "verified", "featured"},
 		"delivery_mode": {"pull", "push"},
-		"sort":          {"popular", "rating", "newest", "name", "relevance"},
+		"sort":          {"popular", "rating", "newest", "name", "uptime", "relevance"},
 	}
 	// The patterns compile on first use, not at package init: a cold start that serves
 	// nothing yet should not pay for them (tests/coldstart measures start-up).
@@ -121,16 +142,18 @@ func lazyRegexp(pattern string) func() *regexp.Regexp {
 type query struct {
 	q, typ, category, pricing, tier, mode, sort string
 	tags                                        []string
+	minRating                                   string // a decimal from 1 to 5, or ""
 	limit                                       int
 	after                                       *cursor
 }
 
 // cursor is where a page ends: the sort, and the sort key and id of its last item.
 type cursor struct {
-	Sort string `json:"s"`
-	Key  string `json:"k"`
-	ID   string `json:"id"`
-	key  any    // Key as the value bound to the query (set by decodeCursor)
+	Sort  string `json:"s"`
+	Key   string `json:"k"`
+	ID    string `json:"id"`
+	Fuzzy bool   `json:"f,omitempty"` // the search matched by trigram similarity (Store.List)
+	key   any    // Key as the value bound to the query (set by decodeCursor)
 }
 
 // parseQuery validates the query string, naming every bad parameter.
@@ -192,6 +215,14 @@ func parseQuery(v url.Values) (query, error) {
 		if !slugRE().MatchString(t) {
 			fail("tag", fmt.Sprintf("%q is not a tag (lower-case letters, digits and dashes)", truncate(t, 40)))
 			break
+		}
+	}
+	if s := v.Get("min_rating"); s != "" {
+		f, err := strconv.ParseFloat(s, 64)
+		if !decimalRE().MatchString(s) || err != nil || f < 1 || f > 5 {
+			fail("min_rating", "must be a number from 1 to 5")
+		} else {
+			q.minRating = s
 		}
 	}
 	q.limit = defaultLimit
@@ -349,63 +380,103 @@ func (c cursor) encode() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// Store reads the catalog.
+// Store reads the catalog and writes reviews.
 type Store struct{ pool *pgxpool.Pool }
 
-const listingColumns = `id::text, name, display_name, type, delivery_mode, description, category, tags,
-	verification_tier, pricing_model, price_cents, currency, health_status, uptime_24h::float8, uptime_7d::float8, uptime_30d::float8,
-	rating_avg::float8, rating_count, install_count, current_version, published_at`
+// listingColumns are read from the alias i; rating and uptimes are numeric in the table and
+// float8 on the wire.
+const listingColumns = `i.id::text, i.name, i.display_name, i.type, i.delivery_mode, i.description, i.category, i.tags,
+	i.verification_tier, i.pricing_model, i.price_cents, i.currency, i.health_status, i.uptime_24h::float8, i.uptime_7d::float8, i.uptime_30d::float8,
+	i.rating_avg::float8, i.rating_count, i.install_count, i.current_version, i.published_at`
 
 // List returns one page of published listings.
+//
+// A search (q) matches the words of the weighted document (names, category and tags,
+// description). When that matches nothing on the first page, the search is retried against
+// the names by trigram word similarity, so a one-letter typo ("crypto tickr") still finds the
+// listing; the cursor remembers which of the two matched, so every page of one listing uses the
+// same one.
 func (s *Store) List(ctx context.Context, q query) (Page, error) {
-	spec := sorts[q.sort]
-	where := []string{"is_published"}
-	args := pgx.NamedArgs{"limit": q.limit + 1}
-	if q.q != "" {
-		where = append(where, "search @@ "+tsQuery)
-		args["q"] = q.q
+	fuzzy := q.after != nil && q.after.Fuzzy
+	page, err := s.list(ctx, q, fuzzy)
+	if err == nil && q.q != "" && q.after == nil && !fuzzy && len(page.Items) == 0 {
+		page, err = s.list(ctx, q, true)
 	}
+	return page, err
+}
+
+func (s *Store) list(ctx context.Context, q query, fuzzy bool) (Page, error) {
+	spec := sorts[q.sort]
+	where := []string{"i.is_published"}
+	args := pgx.NamedArgs{"limit": q.limit + 1}
 	add := func(cond, name string, val any) {
 		where = append(where, cond)
 		args[name] = val
 	}
+	if q.q != "" {
+		args["q"] = q.q
+		if fuzzy {
+			where = append(where, fuzzyMatch)
+		} else {
+			where = append(where, "i.search @@ "+tsQuery)
+		}
+	}
 	if q.typ != "" {
-		add("type = @type", "type", q.typ)
+		add("i.type = @type", "type", q.typ)
 	}
 	if q.category != "" {
-		add("category = @category", "category", q.category)
+		add("i.category = @category", "category", q.category)
 	}
 	if len(q.tags) > 0 {
-		add("tags @> @tags", "tags", q.tags)
+		add("i.tags @> @tags", "tags", q.tags)
 	}
 	if q.tier != "" {
-		add("verification_tier = @tier", "tier", q.tier)
+		add("i.verification_tier = @tier", "tier", q.tier)
 	}
 	if q.mode != "" {
-		add("delivery_mode = @mode", "mode", q.mode)
+		add("i.delivery_mode = @mode", "mode", q.mode)
+	}
+	if q.minRating != "" {
+		add("i.rating_avg >= @min_rating::numeric", "min_rating", q.minRating)
 	}
 	switch q.pricing {
 	case "":
 	case "paid":
-		where = append(where, "pricing_model <> 'free'")
+		where = append(where, "i.pricing_model <> 'free'")
 	default:
-		add("pricing_model = @pricing", "pricing", q.pricing)
+		add("i.pricing_model = @pricing", "pricing", q.pricing)
 	}
 	dir, cmp := "DESC", "<"
 	if spec.asc {
 		dir, cmp = "ASC", ">"
 	}
+	var after string
 	if q.after != nil {
-		where = append(where, fmt.Sprintf("(%s, id) %s (@after_key::%s, @after_id::uuid)", spec.expr, cmp, spec.cast))
+		after = fmt.Sprintf(" AND (%s, i.id) %s (@after_key::%s, @after_id::uuid)", spec.expr, cmp, spec.cast)
 		args["after_key"], args["after_id"] = q.after.key, q.after.ID
 	}
-	sql := fmt.Sprintf("SELECT %s, (%s)::text AS sort_key FROM integrations WHERE %s ORDER BY %s %s, id %s LIMIT @limit",
-		listingColumns, spec.expr, strings.Join(where, " AND "), spec.expr, dir, dir)
+	var sql string
+	if q.sort == "relevance" {
+		// Rank at most MaxRanked matches (the subquery's LIMIT also keeps it from being
+		// flattened, so the rank is computed once per candidate), then page by (rank, id).
+		rank := rankSQL
+		if fuzzy {
+			rank = fuzzyRankSQL
+		}
+		args["max_ranked"] = MaxRanked
+		sql = fmt.Sprintf(`SELECT %s, i.rank::text FROM (
+			SELECT i.*, %s AS rank FROM integrations i WHERE %s LIMIT @max_ranked) i
+			WHERE true%s ORDER BY i.rank DESC, i.id DESC LIMIT @limit`,
+			listingColumns, rank, strings.Join(where, " AND "), after)
+	} else {
+		sql = fmt.Sprintf("SELECT %s, (%s)::text FROM integrations i WHERE %s%s ORDER BY %s %s, i.id %s LIMIT @limit",
+			listingColumns, spec.expr, strings.Join(where, " AND "), after, spec.expr, dir, dir)
+	}
 	rows, err := s.pool.Query(ctx, sql, args)
 	if err != nil {
 		return Page{}, fmt.Errorf("catalog: list: %w", err)
 	}
-	page := Page{Items: []Listing{}}
+	page := Page{Items: make([]Listing, 0, q.limit+1)}
 	var keys []string
 	for rows.Next() {
 		var l Listing
@@ -424,28 +495,64 @@ func (s *Store) List(ctx context.Context, q query) (Page, error) {
 		page.Items = page.Items[:q.limit]
 		last := page.Items[q.limit-1]
 		key := keys[q.limit-1]
-		if spec.expr == "published_at" {
+		if q.sort == "newest" {
 			// Not PostgreSQL's text, which depends on the session's DateStyle and TimeZone.
 			key = last.PublishedAt.UTC().Format(time.RFC3339Nano)
 		}
-		page.NextCursor = cursor{Sort: q.sort, Key: key, ID: last.ID}.encode()
+		page.NextCursor = cursor{Sort: q.sort, Key: key, ID: last.ID, Fuzzy: fuzzy}.encode()
 	}
 	return page, nil
 }
 
+// Detail is one listing as its own page shows it: the listing, its badge, icon, screenshots
+// and deprecation.
+type Detail struct {
+	Listing
+	// Badge is the verification badge shown on the listing: "verified" or "featured"; null for
+	// unverified listings.
+	Badge *string `json:"badge"`
+	// Icon and Screenshots are URLs from the current manifest (null and [] when it has none).
+	Icon        *string  `json:"icon"`
+	Screenshots []string `json:"screenshots"`
+	// Deprecation is set when the developer has deprecated the integration.
+	Deprecation *Deprecation `json:"deprecation"`
+}
+
+// Deprecation says the integration is going away, when, and what replaces it.
+type Deprecation struct {
+	Message      string    `json:"message"`
+	Sunset       *string   `json:"sunset"`      // YYYY-MM-DD, null when none is set
+	Replacement  *string   `json:"replacement"` // an integration name, null when none is set
+	DeprecatedAt time.Time `json:"deprecated_at"`
+}
+
 // Get returns the published listing named name.
-func (s *Store) Get(ctx context.Context, name string) (Listing, error) {
-	var l Listing
+func (s *Store) Get(ctx context.Context, name string) (Detail, error) {
+	var d Detail
 	var key string
-	err := s.pool.QueryRow(ctx, "SELECT "+listingColumns+", ''::text FROM integrations WHERE is_published AND name = $1", name).
-		Scan(listingDest(&l, &key)...)
+	var depAt *time.Time
+	var depMsg, sunset, repl *string
+	dest := append(listingDest(&d.Listing, &key), &d.Icon, &d.Screenshots, &depAt, &depMsg, &sunset, &repl)
+	err := s.pool.QueryRow(ctx, "SELECT "+listingColumns+`, ''::text,
+		CASE WHEN jsonb_typeof(i.manifest->'icon') = 'string' THEN i.manifest->>'icon' END,
+		ARRAY(SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(i.manifest->'screenshots') = 'array'
+			THEN i.manifest->'screenshots' ELSE '[]' END)),
+		i.deprecated_at, i.deprecation_message, to_char(i.deprecation_sunset, 'YYYY-MM-DD'), i.deprecation_replacement
+		FROM integrations i WHERE i.is_published AND i.name = $1`, name).Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return l, httpx.NotFound(fmt.Sprintf("no published integration is named %q", name))
+		return d, httpx.NotFound(fmt.Sprintf("no published integration is named %q", name))
 	}
 	if err != nil {
-		return l, fmt.Errorf("catalog: get %s: %w", name, err)
+		return d, fmt.Errorf("catalog: get %s: %w", name, err)
 	}
-	return l, nil
+	if d.VerificationTier != "unverified" {
+		tier := d.VerificationTier
+		d.Badge = &tier
+	}
+	if depAt != nil && depMsg != nil {
+		d.Deprecation = &Deprecation{Message: *depMsg, Sunset: sunset, Replacement: repl, DeprecatedAt: *depAt}
+	}
+	return d, nil
 }
 
 func listingDest(l *Listing, key *string) []any {
@@ -454,10 +561,26 @@ func listingDest(l *Listing, key *string) []any {
 		&l.Health.Uptime24h, &l.Health.Uptime7d, &l.Health.Uptime30d, &l.Rating.Average, &l.Rating.Count, &l.InstallCount, &l.CurrentVersion, &l.PublishedAt, key}
 }
 
-// Routes is the catalog's HTTP API.
-func Routes(store *Store) http.Handler {
+// Cache lifetimes of the public GETs. Lists change whenever a listing is installed or rated,
+// so shared caches keep them briefly; a listing's page changes less often. Both carry an ETag,
+// so a client revalidates with If-None-Match for a 304 and no body.
+const (
+	listCacheControl   = "public, max-age=10"
+	detailCacheControl = "public, max-age=30"
+)
+
+// Routes is the catalog's HTTP API. Every route that uses the database runs behind shed (load
+// shedding; nil: none); the review writes need a user token verified by v (nil: the review
+// writes answer 503, the public GETs keep working).
+func Routes(store *Store, v *auth.Verifier, shed *Shedder) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /v1/integrations", httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	handle := func(pattern string, h http.Handler) {
+		if shed != nil {
+			h = shed.Wrap(h)
+		}
+		mux.Handle(pattern, h)
+	}
+	handle("GET /v1/integrations", httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		values, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
 			// A bad %-escape, a ';' separator, or more parameters than net/url parses.
@@ -471,25 +594,31 @@ func Routes(store *Store) http.Handler {
 		if err != nil {
 			return err
 		}
-		w.Header().Set("Cache-Control", "public, max-age=30")
-		httpx.WriteJSON(w, http.StatusOK, page)
-		return nil
+		return writeCached(w, r, listCacheControl, &page)
 	}))
-	mux.Handle("GET /v1/integrations/{name}", httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		name := r.PathValue("name")
-		if !slugRE().MatchString(name) {
-			return httpx.BadRequest("invalid integration name", httpx.FieldError{Field: "name",
-				Reason: "must be lower-case letters, digits and dashes, starting with a letter or digit"})
-		}
-		l, err := store.Get(r.Context(), name)
+	handle("GET /v1/integrations/{name}", httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		name, err := pathName(r)
 		if err != nil {
 			return err
 		}
-		w.Header().Set("Cache-Control", "public, max-age=30")
-		httpx.WriteJSON(w, http.StatusOK, l)
-		return nil
+		d, err := store.Get(r.Context(), name)
+		if err != nil {
+			return err
+		}
+		return writeCached(w, r, detailCacheControl, &d)
 	}))
+	store.reviewRoutes(handle, v)
 	return mux
+}
+
+// pathName is the {name} segment, checked before any query.
+func pathName(r *http.Request) (string, error) {
+	name := r.PathValue("name")
+	if !slugRE().MatchString(name) {
+		return "", httpx.BadRequest("invalid integration name", httpx.FieldError{Field: "name",
+			Reason: "must be lower-case letters, digits and dashes, starting with a letter or digit"})
+	}
+	return name, nil
 }
 
 func truncate(s string, n int) string {

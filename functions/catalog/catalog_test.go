@@ -40,7 +40,7 @@ func setupCatalog(t *testing.T) bundle {
 // stack (request ids, problem+json for unknown routes and methods, panic recovery).
 func catalogHandler(tb testing.TB, pool *pgxpool.Pool) http.Handler {
 	tb.Helper()
-	h, err := runtime.NewHandler(runtime.Function{Name: "catalog", HTTP: Routes(&Store{pool: pool})},
+	h, err := runtime.NewHandler(runtime.Function{Name: "catalog", HTTP: Routes(&Store{pool: pool}, nil, nil)},
 		runtime.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		tb.Fatal(err)
@@ -312,7 +312,7 @@ func TestGetListing(t *testing.T) {
 
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{"", "q=a&sort=relevance", "limit=5&cursor=eyJzIjoibmFtZSIsImsiOiJhIiwiaWQiOiJ4In0",
-		"tag=a&tag=b", "type=app&pricing=paid&tier=official&delivery_mode=push", "%zz", "limit=-1"} {
+		"tag=a&tag=b", "type=app&pricing=paid&tier=featured&delivery_mode=push", "%zz", "limit=-1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {

@@ -1,25 +1,10 @@
-// Command catalog serves the published catalog of MyScrollr Connect: GET /v1/integrations
-// (search, filter, sort and keyset paging) and GET /v1/integrations/{name}.
-//
-// Configuration (environment): see Config (DATABASE_URL); PORT, LOG_LEVEL and the other
-// runtime settings are read by shared/runtime.
-//
-// Paging is by keyset: next_cursor is an opaque token holding the sort key and id of the last
-// item, so a page is an index range scan however deep the client pages, and items inserted
-// meanwhile do not shift pages. A cursor is only valid with the sort it was made for.
-//
-// Bad input is a 400 problem naming the parameter, never a 500: every query parameter, and the
-// {name} segment, must be UTF-8 text without NUL bytes (PostgreSQL's text type refuses both),
-// and a cursor is checked before any query (a known sort, a UUID id, a key that is a value of
-// that sort's type: a 64-bit integer, a decimal, an RFC 3339 time, or text), so a forged one
-// is refused with a reason instead of failing in PostgreSQL. FuzzCatalogHTTP holds the whole
-// handler to this over a real, seeded database.
 package main
 
 import (
 	"context"
 	"os"
 
+	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/runtime"
 )
@@ -33,13 +18,29 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	pool, err := db.OpenCurrent(ctx, cfg.DatabaseURL)
+	var v *auth.Verifier
+	if cfg.LogtoEndpoint != "" {
+		// Discovery that fails here does not fail start-up (auth.NewVerifier retries it), so the
+		// public GETs never wait on the identity provider.
+		v, err = auth.NewVerifier(ctx, auth.Config{
+			Issuer:   cfg.LogtoEndpoint + "/oidc",
+			Audience: cfg.APIResource,
+			Logger:   d.Logger,
+		}, nil)
+		if err != nil {
+			return runtime.Function{}, err
+		}
+	} else {
+		d.Logger.Warn("catalog: LOGTO_ENDPOINT and LOGTO_API_RESOURCE are not set: review writes answer 503")
+	}
+	pool, err := db.OpenCurrent(ctx, cfg.poolURL())
 	if err != nil {
 		return runtime.Function{}, err
 	}
+	shed := NewShedder(cfg.MaxConns, cfg.MaxWaiting, cfg.QueueTimeout, cfg.RetryAfter)
 	return runtime.Function{
 		Name:  "catalog",
-		HTTP:  Routes(&Store{pool: pool}),
+		HTTP:  Routes(&Store{pool: pool}, v, shed),
 		Ready: pool.Ping,
 		Close: func() error { pool.Close(); return nil },
 	}, nil
