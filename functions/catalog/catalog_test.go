@@ -96,7 +96,16 @@ func (b bundle) insert(t testing.TB, s seed) {
 
 func (b bundle) get(t *testing.T, path string) (int, []byte, http.Header) {
 	t.Helper()
-	resp, err := http.Get(b.srv.URL + path)
+	req, err := http.NewRequest(http.MethodGet, b.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.do(t, req)
+}
+
+func (b bundle) do(t *testing.T, req *http.Request) (int, []byte, http.Header) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
