@@ -4,8 +4,8 @@ package conformance
 // the version it checked and shown to the developer.
 type Result struct {
 	// Name identifies the check, stable across versions: "schema", "base_url", "health",
-	// "pull_schema", "pull_data", "widget_manifest", "widget_bundle", "lifecycle",
-	// "mixed_content".
+	// "pull_schema", "pull_data", "push_schema", "widget_manifest", "widget_bundle",
+	// "lifecycle", "mixed_content" (the Check* constants).
 	Name string `json:"name"`
 	// Required checks must pass before the version can be published.
 	Required bool `json:"required"`
