@@ -187,12 +187,12 @@ func TestPagingUnderConcurrentInserts(t *testing.T) {
 			}
 		}()
 		seen := map[string]int{}
-		q := url.Values{"sort": {sort}, "limit": {"4"}}
+		q := url.Values{"sort": {sort}, "limit": {"10"}}
 		if sort == "relevance" {
 			q.Set("q", "common")
 		}
 		for page := 0; ; page++ {
-			if page > 200 {
+			if page > 400 {
 				t.Fatalf("sort=%s: paging does not end", sort)
 			}
 			p := b.list(t, q.Encode())
