@@ -1,9 +1,23 @@
 // Package demo runs the demonstration integrations that `make dev` registers in the catalog,
 // so a newcomer sees a marketplace with listings that answer: a pull data source, a push data
 // source, a dashboard widget and a full-stack app. Each is a small HTTP server on 127.0.0.1
-// speaking the integration side of the platform contract: GET /health, the lifecycle callbacks
-// POST /lifecycle/install and /lifecycle/uninstall, and per type GET /schema and GET /data
-// (pull source) or GET /widget (widget).
+// speaking the integration side of the platform contract, and each passes every automated
+// check of the registry (shared/conformance) with loopback http allowed:
+//
+//   - every one: GET /health (schemas/json/health.json), the lifecycle callbacks POST
+//     /lifecycle/install and /lifecycle/uninstall, and the pages its manifest links to (icon,
+//     screenshot, support, privacy);
+//   - the pull source: GET /schema and GET /data (schemas/json/pull-schema.json, pull-data.json);
+//   - the widget: GET /manifest (schemas/json/widget-manifest.json) and GET /bundle, the
+//     JavaScript module defining its custom element.
+//
+// The lifecycle callbacks answer an unsigned delivery 401, as an integration that verifies the
+// platform's Standard Webhooks signatures must; a delivery carrying a webhook-signature is
+// taken (204). Verifying the signature against the platform's published keys comes with the
+// signed deliveries of issue 8.
+//
+// Seed writes each listing with its full manifest (category, tags, pricing, per-type block,
+// icon, screenshots, support and privacy pages), validated with loopback http allowed.
 //
 // The data is made up: prices follow a deterministic random walk from a seed, so runs are
 // reproducible.
@@ -13,6 +27,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -25,6 +41,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/myscrollr/connect/shared/manifest"
 )
 
 // Integration is one running demo integration and its catalog listing.
@@ -33,11 +51,39 @@ type Integration struct {
 	Tags                                                         []string
 	PricingModel                                                 string
 	PriceCents                                                   int64
+	Currency, Interval                                           string // paid listings
 	Tier                                                         string
 	Scopes                                                       []string
 	BaseURL                                                      string
 
+	// The per-type block of the manifest (one of them, by Type).
+	Widget     *manifest.Widget
+	DataSource *manifest.DataSource
+	App        *manifest.App
+
 	handler http.Handler
+}
+
+// Version is the version every demo integration is registered at.
+const Version = "1.0.0"
+
+// Manifest is the integration's full manifest (schemas/json/manifest.json) at its BaseURL:
+// its icon, screenshot, support and privacy pages are served by the integration itself.
+func (in Integration) Manifest() *manifest.Manifest {
+	m := &manifest.Manifest{
+		Name: in.Name, DisplayName: in.DisplayName, Version: Version, Type: in.Type,
+		DeliveryMode: in.DeliveryMode, Description: in.Description,
+		Author:  &manifest.Author{Name: "MyScrollr demo"},
+		BaseURL: in.BaseURL, Scopes: in.Scopes,
+		Pricing: &manifest.Pricing{Model: in.PricingModel, PriceCents: in.PriceCents, Currency: in.Currency,
+			Interval: in.Interval},
+		Icon:        in.BaseURL + "/icon.svg",
+		Screenshots: []string{in.BaseURL + "/screenshots/1.svg"},
+		Category:    in.Category, Tags: in.Tags,
+		SupportURL: in.BaseURL + "/support", PrivacyURL: in.BaseURL + "/privacy",
+		Widget: in.Widget, DataSource: in.DataSource, App: in.App,
+	}
+	return m
 }
 
 // Servers are the running demo integrations.
@@ -81,33 +127,46 @@ func (s *Servers) Stop() {
 	s.wg.Wait()
 }
 
-// Seed registers (or refreshes) the demo listings as published, with their current URLs.
+// Seed registers (or refreshes) the demo listings as published, with their current URLs and
+// full manifests. A manifest that does not validate (with loopback http allowed, as make dev
+// runs) fails the seed before anything is written.
 func (s *Servers) Seed(ctx context.Context, conn *pgx.Conn) error {
+	manifests := make([][]byte, len(s.Integrations))
+	for i, in := range s.Integrations {
+		raw, err := json.Marshal(in.Manifest())
+		if err != nil {
+			return fmt.Errorf("demo: manifest of %s: %w", in.Name, err)
+		}
+		if _, err := manifest.Parse(raw, manifest.Options{AllowLoopbackHTTP: true}); err != nil {
+			return fmt.Errorf("demo: manifest of %s: %w", in.Name, err)
+		}
+		manifests[i] = raw
+	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		for _, in := range s.Integrations {
+		for i, in := range s.Integrations {
 			var mode any
 			if in.DeliveryMode != "" {
 				mode = in.DeliveryMode
 			}
-			manifest, _ := json.Marshal(map[string]any{
-				"name": in.Name, "display_name": in.DisplayName, "version": "1.0.0", "type": in.Type,
-				"delivery_mode": mode, "base_url": in.BaseURL, "scopes": in.Scopes,
-			})
+			currency := in.Currency
+			if currency == "" {
+				currency = "usd"
+			}
 			var id string
 			err := tx.QueryRow(ctx, `INSERT INTO integrations (developer_id, name, display_name, type, delivery_mode,
 					description, base_url, category, tags, current_version, manifest, verification_tier,
-					pricing_model, price_cents, is_published, published_at)
-				VALUES ('demo-developer', $1, $2, $3, $4, $5, $6, $7, $8, '1.0.0', $9, $10, $11, $12, true, now())
+					pricing_model, price_cents, currency, is_published, published_at)
+				VALUES ('demo-developer', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, true, now())
 				ON CONFLICT (name) DO UPDATE SET base_url = EXCLUDED.base_url, manifest = EXCLUDED.manifest, updated_at = now()
 				RETURNING id`,
-				in.Name, in.DisplayName, in.Type, mode, in.Description, in.BaseURL, in.Category, in.Tags,
-				manifest, in.Tier, in.PricingModel, in.PriceCents).Scan(&id)
+				in.Name, in.DisplayName, in.Type, mode, in.Description, in.BaseURL, in.Category, in.Tags, Version,
+				manifests[i], in.Tier, in.PricingModel, in.PriceCents, currency).Scan(&id)
 			if err != nil {
 				return fmt.Errorf("demo: seed %s: %w", in.Name, err)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO integration_versions (integration_id, version, manifest, changelog)
-				VALUES ($1, '1.0.0', $2, 'First release') ON CONFLICT (integration_id, version) DO UPDATE SET manifest = EXCLUDED.manifest`,
-				id, manifest); err != nil {
+				VALUES ($1, $2, $3, 'First release') ON CONFLICT (integration_id, version) DO UPDATE SET manifest = EXCLUDED.manifest`,
+				id, Version, manifests[i]); err != nil {
 				return fmt.Errorf("demo: seed %s version: %w", in.Name, err)
 			}
 		}
@@ -120,42 +179,78 @@ func catalog(now func() time.Time) []Integration {
 		{
 			Name: "crypto-ticker", DisplayName: "Crypto Ticker", Type: "data_source", DeliveryMode: "pull",
 			Description: "Live prices of bitcoin, ether and friends, refreshed every minute.",
-			Category:    "finance", Tags: []string{"crypto", "prices"}, PricingModel: "free", Tier: "official",
-			Scopes: []string{"dashboard:write"}, handler: pullSource(now),
+			Category:    "finance", Tags: []string{"crypto", "prices"}, PricingModel: "free", Tier: "featured",
+			Scopes: []string{"dashboard:write"},
+			DataSource: &manifest.DataSource{RefreshIntervalSeconds: 60, Streams: []manifest.Stream{
+				{Name: "prices", Description: "The latest price of each coin, in US cents."}}},
+			handler: pullSource(now),
 		},
 		{
 			Name: "league-scores", DisplayName: "League Scores", Type: "data_source", DeliveryMode: "push",
 			Description: "Scores pushed the moment a goal is scored in your fantasy league.",
-			Category:    "sports", Tags: []string{"fantasy", "scores"}, PricingModel: "subscription", PriceCents: 299,
-			Tier: "verified", Scopes: []string{"fantasy:read", "dashboard:write"}, handler: base(nil),
+			Category:    "sports", Tags: []string{"fantasy", "scores"},
+			PricingModel: "subscription", PriceCents: 299, Currency: "usd", Interval: "month",
+			Tier: "verified", Scopes: []string{"fantasy:read", "dashboard:write"},
+			DataSource: &manifest.DataSource{Streams: []manifest.Stream{
+				{Name: "scores", Description: "The score of each match of your league, as it changes."}}},
+			handler: base("League Scores", nil),
 		},
 		{
 			Name: "world-clock", DisplayName: "World Clock", Type: "widget",
 			Description: "The time in the cities you care about, as a dashboard widget.",
 			Category:    "productivity", Tags: []string{"time"}, PricingModel: "free", Tier: "unverified",
-			Scopes: []string{"dashboard:read"}, handler: widget(now),
+			Scopes: []string{"dashboard:read"}, Widget: clockWidget,
+			handler: widget(now),
 		},
 		{
 			Name: "portfolio-coach", DisplayName: "Portfolio Coach", Type: "app",
 			Description: "A full-stack app that reads your dashboard and suggests rebalancing.",
-			Category:    "finance", Tags: []string{"investing", "prices"}, PricingModel: "one_time", PriceCents: 1499,
-			Tier: "verified", Scopes: []string{"profile:read", "dashboard:read"}, handler: base(nil),
+			Category:    "finance", Tags: []string{"investing", "prices"},
+			PricingModel: "one_time", PriceCents: 1499, Currency: "usd",
+			Tier: "verified", Scopes: []string{"profile:read", "dashboard:read"},
+			App:     &manifest.App{Lifecycle: manifest.LifecycleHTTP},
+			handler: base("Portfolio Coach", nil),
 		},
 	}
 }
 
-// base serves what every integration serves: health and lifecycle callbacks.
-func base(extra func(mux *http.ServeMux)) http.Handler {
+// base serves what every integration serves: health, lifecycle callbacks, and the pages its
+// manifest links to.
+func base(title string, extra func(mux *http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]string{"status": "ok"})
 	})
 	lifecycle := func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
+		if r.Header.Get("Webhook-Signature") == "" {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"title":"Unauthorized","status":401,"detail":"unsigned delivery: webhook-signature is required"}`)
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	}
 	mux.HandleFunc("POST /lifecycle/install", lifecycle)
 	mux.HandleFunc("POST /lifecycle/uninstall", lifecycle)
+	icon := []byte(fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="12" fill="#2b6cb0"/><text x="32" y="42" font-size="28" text-anchor="middle" fill="#fff">%s</text></svg>`, title[:1]))
+	screenshot := []byte(fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 640 400"><rect width="640" height="400" fill="#edf2f7"/><text x="320" y="210" font-size="32" text-anchor="middle">%s</text></svg>`, title))
+	svg := func(body []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "image/svg+xml")
+			_, _ = w.Write(body)
+		}
+	}
+	mux.HandleFunc("GET /icon.svg", svg(icon))
+	mux.HandleFunc("GET /screenshots/1.svg", svg(screenshot))
+	page := func(text string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprintf(w, "<!doctype html><title>%s</title><p>%s</p>", title, text)
+		}
+	}
+	mux.HandleFunc("GET /support", page("A demonstration integration of MyScrollr Connect: there is no one to ask."))
+	mux.HandleFunc("GET /privacy", page("A demonstration integration of MyScrollr Connect: it keeps nothing."))
 	if extra != nil {
 		extra(mux)
 	}
@@ -194,7 +289,7 @@ var pullSchema = map[string]any{
 func pullSource(now func() time.Time) http.Handler {
 	schemaBody, _ := json.Marshal(pullSchema)
 	started := now().UTC().Truncate(time.Second)
-	return base(func(mux *http.ServeMux) {
+	return base("Crypto Ticker", func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /schema", func(w http.ResponseWriter, r *http.Request) {
 			serveJSON(w, r, schemaBody, started)
 		})
@@ -226,11 +321,58 @@ func price(symbol int, t time.Time) int64 {
 	return int64(basePrices[symbol] * (1 + 0.02*math.Sin(step/7+float64(symbol))))
 }
 
+// clockWidget is the widget block of World Clock's manifest; its GET /manifest restates it.
+var clockWidget = &manifest.Widget{
+	Sizes:   []manifest.Size{{W: 2, H: 1}, {W: 2, H: 2}},
+	MinSize: &manifest.Size{W: 1, H: 1},
+	MaxSize: &manifest.Size{W: 4, H: 2},
+	Config: []manifest.ConfigOption{
+		{Key: "city", Label: "City", Type: "select", Required: true, Default: "UTC",
+			Options: []string{"UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo"}},
+		{Key: "seconds", Label: "Show seconds", Type: "boolean", Default: false},
+	},
+}
+
+// clockElement is the custom element the bundle defines.
+const clockElement = "world-clock-widget"
+
+// clockBundle is the widget's JavaScript module: a custom element showing the time in the
+// city its attributes name (the widget's config options).
+const clockBundle = `// World Clock, a MyScrollr Connect demo widget: <world-clock-widget city="Europe/Paris" seconds>.
+class WorldClock extends HTMLElement {
+  static observedAttributes = ["city", "seconds"];
+  connectedCallback() { this.render(); this.timer = setInterval(() => this.render(), 1000); }
+  disconnectedCallback() { clearInterval(this.timer); }
+  attributeChangedCallback() { this.render(); }
+  render() {
+    const city = this.getAttribute("city") || "UTC";
+    const options = { timeZone: city, hour: "2-digit", minute: "2-digit" };
+    if (this.hasAttribute("seconds")) options.second = "2-digit";
+    this.textContent = city + " " + new Intl.DateTimeFormat(undefined, options).format(new Date());
+  }
+}
+customElements.define("` + clockElement + `", WorldClock);
+`
+
+// widget serves GET /manifest (schemas/json/widget-manifest.json, with the bundle's
+// Subresource Integrity hash) and GET /bundle (the module, as text/javascript).
 func widget(now func() time.Time) http.Handler {
-	return base(func(mux *http.ServeMux) {
-		mux.HandleFunc("GET /widget", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			fmt.Fprintf(w, "<!doctype html><title>World Clock</title><p>UTC %s</p>", now().UTC().Format("15:04"))
+	sum := sha512.Sum384([]byte(clockBundle))
+	doc, _ := json.Marshal(map[string]any{
+		"name": "world-clock", "version": Version, "element": clockElement,
+		"integrity": "sha384-" + base64.StdEncoding.EncodeToString(sum[:]),
+		"sizes":     clockWidget.Sizes, "min_size": clockWidget.MinSize, "max_size": clockWidget.MaxSize,
+		"config": clockWidget.Config,
+	})
+	started := now().UTC().Truncate(time.Second)
+	return base("World Clock", func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /manifest", func(w http.ResponseWriter, r *http.Request) {
+			serveJSON(w, r, doc, started)
+		})
+		mux.HandleFunc("GET /bundle", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+			w.Header().Set("Cache-Control", "public, max-age=300")
+			http.ServeContent(w, r, "", started, bytes.NewReader([]byte(clockBundle)))
 		})
 	})
 }

@@ -6,15 +6,21 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/myscrollr/connect/shared/conformance"
+	"github.com/myscrollr/connect/shared/manifest"
 	"github.com/myscrollr/connect/shared/records"
+	"github.com/myscrollr/connect/shared/ssrf"
 )
 
-// Every demo integration answers its health check and lifecycle callbacks, and the pull source
-// serves records that its own schema describes.
+// Every demo integration answers its health check and lifecycle callbacks (an unsigned
+// delivery 401, a signed one 204), and the pull source serves records that its own schema
+// describes.
 func TestDemoIntegrationsAnswer(t *testing.T) {
 	clock := new(atomic.Int64)
 	clock.Store(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixNano())
@@ -35,8 +41,15 @@ func TestDemoIntegrationsAnswer(t *testing.T) {
 		}
 		resp.Body.Close()
 		resp, err = http.Post(in.BaseURL+"/lifecycle/install", "application/json", nil)
+		if err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s unsigned /lifecycle/install: %v %v", in.Name, resp, err)
+		}
+		resp.Body.Close()
+		req, _ := http.NewRequest(http.MethodPost, in.BaseURL+"/lifecycle/uninstall", strings.NewReader("{}"))
+		req.Header.Set("Webhook-Signature", "v1a,c2lnbmF0dXJl")
+		resp, err = http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("%s /lifecycle/install: %v %v", in.Name, resp, err)
+			t.Fatalf("%s signed /lifecycle/uninstall: %v %v", in.Name, resp, err)
 		}
 		resp.Body.Close()
 	}
@@ -114,5 +127,67 @@ func checkPullSource(t *testing.T, base string, clock *atomic.Int64) {
 	resp, next := get("/data", "If-None-Match", etag)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") == etag || string(next) == string(dataBody) {
 		t.Errorf("/data a minute later: %d, ETag %q (was %q)", resp.StatusCode, resp.Header.Get("ETag"), etag)
+	}
+}
+
+// Every demo integration passes every automated check of the registry, with loopback http
+// allowed as make dev allows it, its manifest read back as the registry reads one.
+func TestDemoIntegrationsPassEveryCheck(t *testing.T) {
+	s, err := Start(slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	client, err := ssrf.NewClient(ssrf.Config{Allow: []ssrf.Destination{{Prefix: netip.MustParsePrefix("127.0.0.1/32")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, in := range s.Integrations {
+		raw, err := json.Marshal(in.Manifest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := manifest.Parse(raw, manifest.Options{AllowLoopbackHTTP: true})
+		if err != nil {
+			t.Fatalf("%s: %v", in.Name, err)
+		}
+		if m.Icon == "" || len(m.Screenshots) == 0 || m.Category == "" || len(m.Tags) == 0 || m.Pricing == nil {
+			t.Errorf("%s: manifest lacks listing fields: %s", in.Name, raw)
+		}
+		results := conformance.Run(ctx, client, m, conformance.Options{AllowLoopbackHTTP: true, CallTimeout: 10 * time.Second})
+		names := map[string]bool{}
+		for _, r := range results {
+			names[r.Name] = true
+			if !r.Passed {
+				t.Errorf("%s: %s failed: %s", in.Name, r.Name, r.Reason)
+			}
+		}
+		want := map[string][]string{"crypto-ticker": {"pull_schema", "pull_data"}, "league-scores": {"push_schema"},
+			"world-clock": {"widget_manifest", "widget_bundle"}, "portfolio-coach": {"lifecycle"}}[in.Name]
+		for _, n := range append(want, "schema", "base_url", "health", "mixed_content") {
+			if !names[n] {
+				t.Errorf("%s: check %s did not run", in.Name, n)
+			}
+		}
+		// The pages the manifest links to are served.
+		for _, u := range append([]string{m.Icon, m.SupportURL, m.PrivacyURL}, m.Screenshots...) {
+			resp, err := http.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s: GET %s = %d", in.Name, u, resp.StatusCode)
+			}
+		}
+	}
+	// No demo listing is 'official' any more (migration 00006 keeps unverified, verified, featured).
+	for _, in := range s.Integrations {
+		if in.Tier != "unverified" && in.Tier != "verified" && in.Tier != "featured" {
+			t.Errorf("%s: tier %q", in.Name, in.Tier)
+		}
 	}
 }
