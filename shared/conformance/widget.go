@@ -99,26 +99,11 @@ func (r *run) widgetManifest() (Result, any, string) {
 	if !ok2xx(a.status) {
 		return result(CheckWidgetManifest, false, fmt.Sprintf("GET /manifest: HTTP status %d", a.status), d), nil, ""
 	}
-	if records.Depth(a.body, maxDocumentDepth) > maxDocumentDepth {
-		return result(CheckWidgetManifest, false, fmt.Sprintf("GET /manifest: nested deeper than %d levels", maxDocumentDepth), d), nil, ""
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(a.body))
-	if err != nil {
-		return result(CheckWidgetManifest, false, "GET /manifest: not valid JSON", d), nil, ""
-	}
-	problems, err := validateWidgetManifest(doc)
-	if err != nil {
+	doc, wm, problems, err := r.readWidgetManifest(a.body)
+	switch {
+	case err != nil:
 		return result(CheckWidgetManifest, false, "GET /manifest: contract unavailable", d), doc, ""
-	}
-	var wm widgetManifest
-	if len(problems) == 0 {
-		if err := json.Unmarshal(a.body, &wm); err != nil {
-			problems = append(problems, records.Problem{Reason: "does not fit the contract's types"})
-		} else {
-			problems = append(problems, r.agree(wm)...)
-		}
-	}
-	if len(problems) > 0 {
+	case len(problems) > 0:
 		parts := make([]string, 0, len(problems))
 		for _, p := range problems {
 			parts = append(parts, p.String())
@@ -126,6 +111,27 @@ func (r *run) widgetManifest() (Result, any, string) {
 		return result(CheckWidgetManifest, false, "GET /manifest: "+strings.Join(parts, "; "), d), doc, ""
 	}
 	return result(CheckWidgetManifest, true, fmt.Sprintf("valid; element <%s>", wm.Element), d), doc, wm.Integrity
+}
+
+// readWidgetManifest reads a GET /manifest body: bounded nesting, JSON, the contract, and
+// agreement with the registered manifest. doc is the decoded body (nil when it is not JSON),
+// for the mixed-content scan. The error means the contract itself could not be compiled.
+func (r *run) readWidgetManifest(body []byte) (doc any, wm widgetManifest, problems []records.Problem, err error) {
+	if records.Depth(body, maxDocumentDepth) > maxDocumentDepth {
+		return nil, wm, []records.Problem{{Reason: fmt.Sprintf("nested deeper than %d levels", maxDocumentDepth)}}, nil
+	}
+	doc, jerr := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if jerr != nil {
+		return nil, wm, []records.Problem{{Reason: "not valid JSON"}}, nil
+	}
+	problems, err = validateWidgetManifest(doc)
+	if err != nil || len(problems) > 0 {
+		return doc, wm, problems, err
+	}
+	if err := json.Unmarshal(body, &wm); err != nil {
+		return doc, wm, []records.Problem{{Reason: "does not fit the contract's types"}}, nil
+	}
+	return doc, wm, r.agree(wm), nil
 }
 
 // widgetManifest is a valid GET /manifest document.
