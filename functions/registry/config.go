@@ -1,0 +1,157 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/myscrollr/connect/shared/sealed"
+	"github.com/myscrollr/connect/shared/ssrf"
+)
+
+// Defaults of Config.
+const (
+	DefaultCheckTimeout         = 20 * time.Second
+	DefaultCheckHealthThreshold = 2 * time.Second
+)
+
+// Config is registry's configuration, read from the environment by ConfigFromEnv. The
+// runtime's own settings (PORT, LOG_LEVEL, EVENTS_OIDC_*, ...) are read by shared/runtime.
+type Config struct {
+	// DatabaseURL (DATABASE_URL, required): the PostgreSQL database; the schema version is
+	// checked at start (shared/db.OpenCurrent).
+	DatabaseURL string
+	// LogtoEndpoint (LOGTO_ENDPOINT, required): the Logto base URL. User tokens are issued by
+	// LogtoEndpoint + "/oidc"; applications are created through its Management API.
+	LogtoEndpoint string
+	// APIResource (LOGTO_API_RESOURCE, required): the audience of user tokens.
+	APIResource string
+	// LogtoAppID and LogtoAppSecret (LOGTO_M2M_APP_ID, LOGTO_M2M_APP_SECRET, required): the
+	// Management API machine-to-machine credentials.
+	LogtoAppID     string
+	LogtoAppSecret string
+	// LogtoManagementResource (LOGTO_MANAGEMENT_RESOURCE, optional): the Management API
+	// resource indicator; empty means logto.DefaultResource.
+	LogtoManagementResource string
+	// Allow (SSRF_ALLOW, optional, ssrf.ParseAllow): destinations the automated checks may
+	// reach although the SSRF rules refuse them; make dev and tests set 127.0.0.1/32.
+	Allow []ssrf.Destination
+	// Keys (CLIENT_SECRET_KEYS, required, shared/sealed): `<kid>:<base64 of 32 bytes>`,
+	// comma-separated; the first seals the integrations' Logto client secrets, all open.
+	Keys *sealed.Keys
+	// InstallCallbackURL (INSTALL_CALLBACK_URL, required): the platform's install callback,
+	// the first redirect URI of every integration's Logto application (e.g.
+	// https://api.myscrollr.com/v1/installs/callback).
+	InstallCallbackURL string
+	// AllowLoopbackHTTP (MANIFEST_ALLOW_LOOPBACK_HTTP, default false): manifests may use
+	// http://127.0.0.1 URLs (make dev sets it; manifest.Options.AllowLoopbackHTTP).
+	AllowLoopbackHTTP bool
+	// CheckTimeout (CHECK_TIMEOUT, default 20s) bounds one run of the automated checks.
+	CheckTimeout time.Duration
+	// CheckHealthThreshold (CHECK_HEALTH_THRESHOLD, default 2s): GET /health must answer
+	// within it for the health check to pass.
+	CheckHealthThreshold time.Duration
+}
+
+// ConfigFromEnv reads the configuration through getenv (os.Getenv) and validates it. Every
+// setting is read by its literal name (the deployment's tests look for the literals).
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	var errs []error
+	c := Config{
+		DatabaseURL:             strings.TrimSpace(getenv("DATABASE_URL")),
+		LogtoEndpoint:           strings.TrimSuffix(strings.TrimSpace(getenv("LOGTO_ENDPOINT")), "/"),
+		APIResource:             strings.TrimSpace(getenv("LOGTO_API_RESOURCE")),
+		LogtoAppID:              getenv("LOGTO_M2M_APP_ID"),
+		LogtoAppSecret:          getenv("LOGTO_M2M_APP_SECRET"),
+		LogtoManagementResource: strings.TrimSpace(getenv("LOGTO_MANAGEMENT_RESOURCE")),
+		InstallCallbackURL:      strings.TrimSpace(getenv("INSTALL_CALLBACK_URL")),
+	}
+	allow, err := ssrf.ParseAllow(getenv("SSRF_ALLOW"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("registry: Config.Allow (SSRF_ALLOW): %v", err))
+	}
+	c.Allow = allow
+	if v := strings.TrimSpace(getenv("CLIENT_SECRET_KEYS")); v == "" {
+		errs = append(errs, errors.New("registry: Config.Keys (CLIENT_SECRET_KEYS): required"))
+	} else if k, err := sealed.Parse(v); err != nil {
+		// sealed's messages name entries and key ids, never key material.
+		errs = append(errs, fmt.Errorf("registry: Config.Keys (CLIENT_SECRET_KEYS): %v", err))
+	} else {
+		c.Keys = k
+	}
+	if v := strings.TrimSpace(getenv("MANIFEST_ALLOW_LOOPBACK_HTTP")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("registry: Config.AllowLoopbackHTTP (MANIFEST_ALLOW_LOOPBACK_HTTP): %q is not a boolean", v))
+		}
+		c.AllowLoopbackHTTP = b
+	}
+	dur := func(dst *time.Duration, v, name, field string, def time.Duration) {
+		*dst = def
+		if v = strings.TrimSpace(v); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("registry: Config.%s (%s): %q is not a duration (e.g. 2s)", field, name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	dur(&c.CheckTimeout, getenv("CHECK_TIMEOUT"), "CHECK_TIMEOUT", "CheckTimeout", DefaultCheckTimeout)
+	dur(&c.CheckHealthThreshold, getenv("CHECK_HEALTH_THRESHOLD"), "CHECK_HEALTH_THRESHOLD", "CheckHealthThreshold", DefaultCheckHealthThreshold)
+	if len(errs) > 0 {
+		return c, errors.Join(append(errs, c.validate())...)
+	}
+	return c, c.validate()
+}
+
+// validate names the field and the environment variable of every problem.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("registry: "+format, args...)) }
+	if c.DatabaseURL == "" {
+		bad("Config.DatabaseURL (DATABASE_URL): required")
+	} else if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
+		// pgconn's message may echo the password; say only what is wrong.
+		bad("Config.DatabaseURL (DATABASE_URL): not a valid PostgreSQL connection string")
+	}
+	if c.LogtoEndpoint == "" {
+		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): required")
+	} else if !httpURL(c.LogtoEndpoint) {
+		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): %q is not an http(s) URL", c.LogtoEndpoint)
+	}
+	if c.APIResource == "" {
+		bad("Config.APIResource (LOGTO_API_RESOURCE): required")
+	}
+	if c.LogtoAppID == "" {
+		bad("Config.LogtoAppID (LOGTO_M2M_APP_ID): required")
+	}
+	if c.LogtoAppSecret == "" {
+		bad("Config.LogtoAppSecret (LOGTO_M2M_APP_SECRET): required")
+	}
+	if c.LogtoManagementResource != "" && !httpURL(c.LogtoManagementResource) {
+		bad("Config.LogtoManagementResource (LOGTO_MANAGEMENT_RESOURCE): %q is not an http(s) URL", c.LogtoManagementResource)
+	}
+	if c.InstallCallbackURL == "" {
+		bad("Config.InstallCallbackURL (INSTALL_CALLBACK_URL): required")
+	} else if u, err := url.Parse(c.InstallCallbackURL); err != nil || !httpURL(c.InstallCallbackURL) || u.Fragment != "" {
+		bad("Config.InstallCallbackURL (INSTALL_CALLBACK_URL): %q is not an absolute http(s) URL without a fragment", c.InstallCallbackURL)
+	}
+	if c.CheckTimeout < time.Second || c.CheckTimeout > 2*time.Minute {
+		bad("Config.CheckTimeout (CHECK_TIMEOUT): must be between 1s and 2m, got %s", c.CheckTimeout)
+	}
+	if c.CheckHealthThreshold < 10*time.Millisecond || c.CheckHealthThreshold >= c.CheckTimeout {
+		bad("Config.CheckHealthThreshold (CHECK_HEALTH_THRESHOLD): must be at least 10ms and less than CHECK_TIMEOUT (%s), got %s", c.CheckTimeout, c.CheckHealthThreshold)
+	}
+	return errors.Join(errs...)
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/myscrollr/connect/shared/auth"
+	"github.com/myscrollr/connect/shared/conformance"
+	"github.com/myscrollr/connect/shared/db"
+	"github.com/myscrollr/connect/shared/logto"
+	"github.com/myscrollr/connect/shared/manifest"
+	"github.com/myscrollr/connect/shared/runtime"
+)
+
+func main() {
+	runtime.Main("registry", setup)
+}
+
+func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
+	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	v, err := auth.NewVerifier(ctx, auth.Config{
+		Issuer:   cfg.LogtoEndpoint + "/oidc",
+		Audience: cfg.APIResource,
+		Logger:   d.Logger,
+	}, nil)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	lc, err := logto.New(logto.Config{
+		Endpoint:  cfg.LogtoEndpoint,
+		AppID:     cfg.LogtoAppID,
+		AppSecret: cfg.LogtoAppSecret,
+		Resource:  cfg.LogtoManagementResource, // empty: logto.DefaultResource
+		Logger:    d.Logger,
+	})
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	checks, err := newChecker(cfg)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	pool, err := db.OpenCurrent(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	svc, err := New(cfg, pool, lc, checks, d.Logger, time.Now)
+	if err != nil {
+		pool.Close()
+		return runtime.Function{}, err
+	}
+	return runtime.Function{
+		Name:  "registry",
+		HTTP:  svc.Routes(v),
+		Ready: pool.Ping,
+		Close: func() error { pool.Close(); return nil },
+	}, nil
+}
+
+// newChecker is the automated checks of this binary. Until shared/conformance.Run is wired
+// here, every run reports one failing required check, so nothing can be published unchecked.
+func newChecker(cfg Config) (Checker, error) {
+	return CheckFunc(func(ctx context.Context, m *manifest.Manifest) []conformance.Result {
+		return []conformance.Result{{Name: "checks", Required: true, Reason: "the automated checks are not available in this build"}}
+	}), nil
+}
