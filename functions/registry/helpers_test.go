@@ -75,10 +75,11 @@ func testChecker(hc *http.Client, runs *atomic.Int64) Checker {
 	})
 }
 
-func start(t *testing.T) bundle { t.Helper(); return startWith(t, nil) }
+func start(t *testing.T) bundle { t.Helper(); return startWith(t, nil, nil) }
 
-// startWith is start with the Logto client wrapped by wrap (nil: as is).
-func startWith(t *testing.T, wrap func(Apps) Apps) bundle {
+// startWith is start with the Logto client wrapped by wrap (nil: as is) and checker instead of
+// testChecker (nil: testChecker).
+func startWith(t *testing.T, wrap func(Apps) Apps, checker Checker) bundle {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, done, err := idp.Start(ctx, "127.0.0.1:0", idp.Config{
@@ -125,7 +126,10 @@ func startWith(t *testing.T, wrap func(Apps) Apps) bundle {
 	if wrap != nil {
 		apps = wrap(b.lc)
 	}
-	svc, err := New(cfg, pool, apps, testChecker(hc, b.checks), discard(), func() time.Time { return testNow })
+	if checker == nil {
+		checker = testChecker(hc, b.checks)
+	}
+	svc, err := New(cfg, pool, apps, checker, discard(), func() time.Time { return testNow })
 	if err != nil {
 		t.Fatal(err)
 	}

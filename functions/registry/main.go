@@ -6,10 +6,8 @@ import (
 	"time"
 
 	"github.com/myscrollr/connect/shared/auth"
-	"github.com/myscrollr/connect/shared/conformance"
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/logto"
-	"github.com/myscrollr/connect/shared/manifest"
 	"github.com/myscrollr/connect/shared/runtime"
 )
 
@@ -40,7 +38,7 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	checks, err := newChecker(cfg)
+	checks, err := NewChecker(cfg)
 	if err != nil {
 		return runtime.Function{}, err
 	}
@@ -59,12 +57,4 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 		Ready: pool.Ping,
 		Close: func() error { pool.Close(); return nil },
 	}, nil
-}
-
-// newChecker is the automated checks of this binary. Until shared/conformance.Run is wired
-// here, every run reports one failing required check, so nothing can be published unchecked.
-func newChecker(cfg Config) (Checker, error) {
-	return CheckFunc(func(ctx context.Context, m *manifest.Manifest) []conformance.Result {
-		return []conformance.Result{{Name: "checks", Required: true, Reason: "the automated checks are not available in this build"}}
-	}), nil
 }

@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/logto"
+	"github.com/myscrollr/connect/shared/ssrf"
 )
 
 func TestRegister(t *testing.T) {
@@ -121,7 +123,7 @@ func TestRegisterRaceDeletesApplication(t *testing.T) {
 			b.exec(t, `INSERT INTO integrations (developer_id, name, display_name, type, base_url) VALUES ('dev_bob', 'world-clock', 'W', 'widget', 'https://w.example')`)
 		}}
 		return rec
-	})
+	}, nil)
 	r := b.do(t, "POST", "/v1/developer/integrations", b.dev(t, "dev_alice"), b.manifestFor("world-clock", "1.0.0", nil))
 	if r.Status != http.StatusConflict || r.fields(t)["/name"] != "taken" {
 		t.Fatalf("lost race: %d %s", r.Status, r.Body)
@@ -558,4 +560,52 @@ func TestStats(t *testing.T) {
 	if total != 3 {
 		t.Fatalf("installs in 30 days: %d", total)
 	}
+}
+
+// The real automated checks (shared/conformance) through the SSRF-safe client, against an app
+// on loopback that takes its lifecycle over Kafka: all required checks pass and it publishes;
+// with GET /health failing, a new version's publish is refused naming the health check.
+func TestRealChecks(t *testing.T) {
+	t.Parallel()
+	checker, err := NewChecker(Config{Allow: mustAllow(t, "127.0.0.1/32"), AllowLoopbackHTTP: true, CheckHealthThreshold: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startWith(t, nil, checker)
+	tok := b.dev(t, "dev_alice")
+	app := func(m map[string]any) {
+		delete(m, "widget")
+		m["type"] = "app"
+		m["app"] = map[string]any{"lifecycle": "kafka"}
+	}
+	reg := b.register(t, "dev_alice", "kafka-app", app)
+	v := reg.Integration.Versions[0]
+	if !v.Publishable {
+		t.Fatalf("checks of a healthy app: %+v", v.Checks)
+	}
+	if r := b.do(t, "POST", "/v1/developer/integrations/kafka-app/publish", tok, nil); r.Status != 200 {
+		t.Fatalf("publish: %d %s", r.Status, r.Body)
+	}
+	b.down.Store(true)
+	if r := b.do(t, "POST", "/v1/developer/integrations/kafka-app/versions", tok, b.manifestFor("kafka-app", "1.1.0", app)); r.Status != 201 {
+		t.Fatalf("version: %d %s", r.Status, r.Body)
+	}
+	r := b.do(t, "POST", "/v1/developer/integrations/kafka-app/publish", tok, nil)
+	if f := r.fields(t); r.Status != http.StatusUnprocessableEntity || !strings.Contains(f["checks/health"], "503") {
+		t.Fatalf("publish with health down: %d %s", r.Status, r.Body)
+	}
+	// The published version stays what the catalog shows.
+	var current string
+	if err := b.owner.QueryRow(context.Background(), `SELECT current_version FROM integrations WHERE name = 'kafka-app' AND is_published`).Scan(&current); err != nil || current != "1.0.0" {
+		t.Fatalf("catalog version %q, %v", current, err)
+	}
+}
+
+func mustAllow(t *testing.T, s string) []ssrf.Destination {
+	t.Helper()
+	d, err := ssrf.ParseAllow(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
