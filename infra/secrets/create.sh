@@ -72,9 +72,9 @@ putv() {
 }
 
 # Database: one Secret per function, its own role (connect-db-<function>, key DATABASE_URL).
-functions=(catalog uninstall logto-webhook relay health-probe poll)
+functions=(catalog uninstall logto-webhook relay health-probe poll registry)
 if [ "$pending" = 1 ]; then
-	functions+=(registry install stripe-webhook notify ingest)
+	functions+=(install stripe-webhook notify ingest)
 fi
 for fn in "${functions[@]}"; do
 	var="DATABASE_URL_$(printf '%s' "$fn" | tr 'a-z-' 'A-Z_')"
@@ -87,6 +87,7 @@ put connect-db-migrate DATABASE_URL DATABASE_URL_MIGRATE
 put connect-secrets LOGTO_M2M_APP_ID LOGTO_M2M_APP_ID
 put connect-secrets LOGTO_M2M_APP_SECRET LOGTO_M2M_APP_SECRET
 put connect-secrets LOGTO_WEBHOOK_SIGNING_KEY LOGTO_WEBHOOK_SIGNING_KEY
+put connect-secrets CLIENT_SECRET_KEYS CLIENT_SECRET_KEYS
 if [ "$pending" = 1 ]; then
 	put connect-secrets STRIPE_SECRET_KEY STRIPE_SECRET_KEY
 	put connect-secrets STRIPE_WEBHOOK_SECRET STRIPE_WEBHOOK_SECRET

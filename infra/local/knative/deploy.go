@@ -177,7 +177,7 @@ const (
 var DeliveryOrders = map[string]string{
 	"com.myscrollr.connect.install.completed":      Ordered,   // an integration's lifecycle, in commit order
 	"com.myscrollr.connect.install.revoked":        Ordered,   // same
-	"com.myscrollr.connect.developer.role.changed": Ordered,   // last change must win
+	"com.myscrollr.connect.developer.role.changed": Ordered,   // last change must win (no Trigger today)
 	"com.myscrollr.connect.user.deleted":           Unordered, // terminal and idempotent
 	"com.myscrollr.connect.subscription.ended":     Unordered, // terminal per subscription, idempotent
 	"com.myscrollr.connect.payment.succeeded":      Unordered, // each payment stands alone, idempotent

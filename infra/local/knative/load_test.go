@@ -68,9 +68,14 @@ func TestLoadRepositoryManifests(t *testing.T) {
 		routes[tr.Filter["type"]] = append(routes[tr.Filter["type"]], tr.Subscriber.Ref.Name)
 	}
 	const p = "com.myscrollr.connect."
+	// developer.role.changed has no subscriber: the registry authorizes by token scope
+	// (functions/registry/doc.go), so nothing consumes role changes yet.
+	if got := routes[p+"developer.role.changed"]; len(got) != 0 {
+		t.Errorf("developer.role.changed goes to %v; nothing subscribes to it", got)
+	}
 	for typ, fn := range map[string]string{
 		p + "payment.succeeded": "install", p + "subscription.ended": "uninstall", p + "user.deleted": "uninstall",
-		p + "install.completed": "notify", p + "install.revoked": "notify", p + "developer.role.changed": "registry",
+		p + "install.completed": "notify", p + "install.revoked": "notify",
 	} {
 		if got := routes[typ]; len(got) != 1 || got[0] != fn {
 			t.Errorf("type %s goes to %v, want [%s]", typ, got, fn)

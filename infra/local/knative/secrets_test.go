@@ -177,7 +177,8 @@ func TestCreateSecretsScript(t *testing.T) {
 		"DATABASE_URL_LOGTO_WEBHOOK": marker + "3", "DATABASE_URL_RELAY": marker + "4",
 		"LOGTO_M2M_APP_ID": marker + "5", "LOGTO_M2M_APP_SECRET": marker + "6",
 		"DATABASE_URL_MIGRATE": marker + "8", "DATABASE_URL_HEALTH_PROBE": marker + "h",
-		"DATABASE_URL_POLL": marker + "p",
+		"DATABASE_URL_POLL": marker + "p", "DATABASE_URL_REGISTRY": marker + "r",
+		"CLIENT_SECRET_KEYS": marker + "k",
 	}
 	run := func(t *testing.T, file string, extra ...string) (string, string, error) {
 		bin, log := fakeKubectl(t)

@@ -28,6 +28,10 @@ var Routes = []Route{
 	{Method: http.MethodPost, Prefix: "/v1/webhooks/logto", Function: "logto-webhook"},
 	// Records a pull source's polls refused (functions/poll/doc.go).
 	{Method: http.MethodGet, Prefix: "/v1/developer/integrations/*/rejections", Function: "poll"},
+	{Prefix: "/v1/developer/integrations", Function: "registry"},
+	{Prefix: "/v1/admin", Function: "registry"},
+	{Method: http.MethodPut, Prefix: "/v1/integrations/*/reviews/mine", Function: "catalog"},
+	{Method: http.MethodDelete, Prefix: "/v1/integrations/*/reviews/mine", Function: "catalog"},
 }
 
 // listenFrontDoor binds the front door's address and sets s.URL; serveFrontDoor serves on it.
