@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/logto"
+	"github.com/myscrollr/connect/shared/manifest/manifesttest"
 	"github.com/myscrollr/connect/shared/ssrf"
 )
 
@@ -612,4 +614,31 @@ func mustAllow(t *testing.T, s string) []ssrf.Destination {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// 1,000 generated invalid manifests (shared/manifest/manifesttest: one to five members made
+// wrong): each is answered 400 naming every wrong member by its JSON pointer, and nothing is
+// created, checked or called.
+func TestGeneratedInvalidManifestsAre400NamingEveryField(t *testing.T) {
+	t.Parallel()
+	rec := &recordingApps{}
+	b := startWith(t, func(a Apps) Apps { rec.Apps = a; return rec }, nil)
+	tok := b.dev(t, "dev_alice")
+	r := rand.New(rand.NewPCG(11, 1000))
+	for range 1000 {
+		doc, wrong := manifesttest.Generate(r)
+		reply := b.do(t, "POST", "/v1/developer/integrations", tok, doc)
+		if reply.Status != http.StatusBadRequest {
+			t.Fatalf("%s: %d %s; want 400", doc, reply.Status, reply.Body)
+		}
+		fields := reply.fields(t)
+		for _, w := range wrong {
+			if fields[w] == "" {
+				t.Fatalf("%s: %s is wrong but not named: %s", doc, w, reply.Body)
+			}
+		}
+	}
+	if n := b.count(t, `SELECT count(*) FROM integrations`); n != 0 || b.checks.Load() != 0 || len(rec.created) != 0 {
+		t.Fatalf("after invalid manifests: %d integrations, %d check runs, applications %v", n, b.checks.Load(), rec.created)
+	}
 }

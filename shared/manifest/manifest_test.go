@@ -12,12 +12,18 @@ import (
 	"github.com/myscrollr/connect/schemas"
 	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/manifest"
+	"github.com/myscrollr/connect/shared/manifest/manifesttest"
 )
 
 var loopback = manifest.Options{AllowLoopbackHTTP: true}
 
+// read returns a test manifest: the complete example of a type (manifesttest, as
+// "data_source.json", "widget.json", "app.json") or a file of testdata.
 func read(t testing.TB, name string) []byte {
 	t.Helper()
+	if typ, ok := strings.CutSuffix(name, ".json"); ok && slices.Contains(manifesttest.Types, typ) {
+		return manifesttest.Example(typ)
+	}
 	b, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
