@@ -30,7 +30,11 @@
 //   - Whether the category exists, whether a version is greater than the last, and whether
 //     base_url is public are the registry's checks (database, SSRF-safe client), not this
 //     package's.
-//   - No seed manifest.json file was found in this repository; testdata/seed.json is the manifest
-//     the demo seeds (infra/local/demo) write, and it must keep validating with loopback http
-//     allowed.
+//   - No seed manifest.json file was found in this repository; testdata/seed.json is the minimal
+//     manifest the first demo seeds wrote (only the required members, delivery_mode null), and
+//     it must keep validating with loopback http allowed. The demo now writes complete
+//     manifests and validates them before seeding (infra/local/demo).
+//   - Tests: manifesttest holds a complete example of each type and an invalid value for every
+//     schema member; the tests prove both cover the whole schema and send 1,000 generated
+//     invalid manifests through Validate (and the registry through its handler).
 package manifest
