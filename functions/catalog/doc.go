@@ -19,9 +19,9 @@
 // weighted document: the names weigh A, the category and tags B, the description C. When that
 // matches nothing on the first page, q is compared with the names by pg_trgm word similarity
 // (the default threshold, 0.6), so "crypto tickr" or "wrold clock" still finds the listing;
-// the cursor remembers which matched. sort=relevance ranks at most MaxRanked matches (those the
-// index yields first): ranking is the expensive part of a search, and a one-word search can
-// match most of the catalog. One GIN index (btree_gin) holds the document, the category and the
+// the cursor remembers which matched. sort=relevance ranks at most MaxRanked matches (the most
+// popular ones): ranking is the expensive part of a search, and a one-word search can match
+// most of the catalog. One GIN index (btree_gin) holds the document, the category and the
 // type of published listings, so a search with those filters reads only the rows that match all.
 //
 // # Paging

@@ -165,14 +165,20 @@ func TestPagingUnderConcurrentInserts(t *testing.T) {
 		b.exec(t, `UPDATE integrations SET uptime_30d = CASE WHEN $2 % 3 = 0 THEN NULL ELSE 90 + $2 % 4 END WHERE name = $1`, name, i)
 		before[name] = true
 	}
-	ins := func(ctx context.Context, name string, i int) error {
-		_, err := b.pool.Exec(ctx, `INSERT INTO integrations (developer_id, name, display_name, type, description, base_url,
-			install_count, rating_avg, rating_count, uptime_30d, is_published, published_at)
-			VALUES ('dev', $1, $2, 'widget', 'common words', 'https://example.test', $3, $4, 1, $5, true, now())`,
-			name, fmt.Sprintf("Listing %02d", i%7), i%6, 1+i%5, []any{nil, 95}[i%2])
-		return err
-	}
 	for _, sort := range []string{"popular", "rating", "newest", "name", "uptime", "relevance"} {
+		// Only this sort's inserts match the search of sort=relevance, so its matches stay
+		// under MaxRanked, the candidates it ranks (see MaxRanked).
+		desc := "other words"
+		if sort == "relevance" {
+			desc = "common words"
+		}
+		ins := func(ctx context.Context, name string, i int) error {
+			_, err := b.pool.Exec(ctx, `INSERT INTO integrations (developer_id, name, display_name, type, description, base_url,
+				install_count, rating_avg, rating_count, uptime_30d, is_published, published_at)
+				VALUES ('dev', $1, $2, 'widget', $6, 'https://example.test', $3, $4, 1, $5, true, now())`,
+				name, fmt.Sprintf("Listing %02d", i%7), i%6, 1+i%5, []any{nil, 95}[i%2], desc)
+			return err
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		errc := make(chan error, 1)

@@ -72,6 +72,9 @@ type Options struct {
 	OverloadDuration time.Duration
 	// MaxConns is the catalog's DB_MAX_CONNS and the direct pool's size (default 8).
 	MaxConns int
+	// Explain adds the query plans of both scenarios' SQL (EXPLAIN ANALYZE, custom and
+	// generic plan) to the report.
+	Explain bool
 	// WorkspaceDir is the go.work root the catalog is built in; default: found upwards.
 	WorkspaceDir string
 	// CatalogBinary, when set, is used instead of building functions/catalog.
@@ -164,6 +167,8 @@ type Report struct {
 	SeedMS    float64    `json:"seed_ms"`
 	Scenarios []Scenario `json:"scenarios"`
 	Overload  *Stats     `json:"overload,omitempty"`
+	// Plans are the query plans by scenario and plan kind (Options.Explain).
+	Plans map[string]string `json:"plans,omitempty"`
 }
 
 // Run seeds, starts the catalog, measures and returns the report. Every process and
@@ -254,18 +259,19 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	scenarios := []struct {
 		name, path, sql string
 		args            pgx.NamedArgs
+		mode            pgx.QueryExecMode // as the catalog runs it
 	}{
 		{"search: q + type + category", "/v1/integrations?q=dashboard&type=widget&category=finance", searchSQL,
-			pgx.NamedArgs{"q": "dashboard", "type": "widget", "category": "finance", "max_ranked": 1000, "limit": 21}},
+			pgx.NamedArgs{"q": "dashboard", "type": "widget", "category": "finance", "max_ranked": 200, "limit": 21}, pgx.QueryExecModeExec},
 		{"rating, page 2, type", "/v1/integrations?sort=rating&type=widget&cursor=" + url.QueryEscape(first.NextCursor), ratingSQL,
-			pgx.NamedArgs{"type": "widget", "after_key": cur.K, "after_id": cur.ID, "limit": 21}},
+			pgx.NamedArgs{"type": "widget", "after_key": cur.K, "after_id": cur.ID, "limit": 21}, pgx.QueryExecModeCacheStatement},
 	}
 	for _, sc := range scenarios {
 		p, err := getPage(ctx, client, base+sc.path)
 		if err != nil {
 			return rep, err
 		}
-		n, err := sqlOnce(ctx, pool, sc.sql, sc.args)
+		n, err := sqlOnce(ctx, pool, sc.sql, sc.mode, sc.args)
 		if err != nil {
 			return rep, fmt.Errorf("catalogload: direct SQL of %s: %w", sc.name, err)
 		}
@@ -273,10 +279,22 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 			return rep, fmt.Errorf("catalogload: %s: the direct SQL gave %d rows, the catalog %d items (next %v): not the same query",
 				sc.name, n, len(p.Items), p.NextCursor != "")
 		}
+		if o.Explain {
+			if rep.Plans == nil {
+				rep.Plans = map[string]string{}
+			}
+			for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+				plan, err := explain(ctx, pool, mode, sc.sql, sc.args)
+				if err != nil {
+					return rep, fmt.Errorf("catalogload: explain %s: %w", sc.name, err)
+				}
+				rep.Plans[sc.name+" ("+mode+")"] = plan
+			}
+		}
 		s := Scenario{Name: sc.name, Path: sc.path, Items: len(p.Items)}
 		httpCall := func(ctx context.Context) (int, error) { return httpGet(ctx, client, base+sc.path) }
 		sqlCall := func(ctx context.Context) (int, error) {
-			if _, err := sqlOnce(ctx, pool, sc.sql, sc.args); err != nil {
+			if _, err := sqlOnce(ctx, pool, sc.sql, sc.mode, sc.args); err != nil {
 				return 0, err
 			}
 			return http.StatusOK, nil
@@ -324,15 +342,17 @@ const (
 	i.rating_avg::float8, i.rating_count, i.install_count, i.current_version, i.published_at`
 	tsQuery   = "(websearch_to_tsquery('simple', @q) || websearch_to_tsquery('english', @q))"
 	searchSQL = `SELECT ` + listingColumns + `, i.rank::text FROM (
-			SELECT i.*, ts_rank(i.search, ` + tsQuery + `) AS rank FROM integrations i WHERE i.is_published AND i.search @@ ` + tsQuery + ` AND i.type = @type AND i.category = @category LIMIT @max_ranked) i
+			SELECT i.*, ts_rank(i.search, ` + tsQuery + `) AS rank FROM (
+				SELECT i.* FROM integrations i WHERE i.is_published AND i.search @@ ` + tsQuery + ` AND i.type = @type AND i.category = @category
+				ORDER BY i.install_count DESC, i.id DESC LIMIT @max_ranked) i) i
 			WHERE true ORDER BY i.rank DESC, i.id DESC LIMIT @limit`
 	ratingSQL = `SELECT ` + listingColumns + `, (i.rating_avg)::text FROM integrations i WHERE i.is_published AND i.type = @type
 		AND (i.rating_avg, i.id) < (@after_key::numeric, @after_id::uuid) ORDER BY i.rating_avg DESC, i.id DESC LIMIT @limit`
 )
 
 // sqlOnce runs sql and reads every value of every row, as the catalog does.
-func sqlOnce(ctx context.Context, pool *pgxpool.Pool, sql string, args pgx.NamedArgs) (int, error) {
-	rows, err := pool.Query(ctx, sql, args)
+func sqlOnce(ctx context.Context, pool *pgxpool.Pool, sql string, mode pgx.QueryExecMode, args pgx.NamedArgs) (int, error) {
+	rows, err := pool.Query(ctx, sql, mode, args)
 	if err != nil {
 		return 0, err
 	}
@@ -345,6 +365,26 @@ func sqlOnce(ctx context.Context, pool *pgxpool.Pool, sql string, args pgx.Named
 		n++
 	}
 	return n, rows.Err()
+}
+
+// explain is EXPLAIN (ANALYZE, BUFFERS) of sql under plan_cache_mode mode, run as a prepared
+// statement as pgx runs it.
+func explain(ctx context.Context, pool *pgxpool.Pool, mode, sql string, args pgx.NamedArgs) (string, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode); err != nil {
+		return "", err
+	}
+	defer func() { _, _ = conn.Exec(context.Background(), "RESET plan_cache_mode") }()
+	rows, err := conn.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql, args)
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
 }
 
 // Seed fills an empty, migrated database with listings published listings (words that make

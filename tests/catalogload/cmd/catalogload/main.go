@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.WorkspaceDir, "workspace", "", "go.work root to build the catalog in (default: found upwards)")
 	fs.StringVar(&o.CatalogBinary, "catalog", "", "use this catalog binary instead of building one")
 	fs.DurationVar(&o.Timeout, "timeout", 15*time.Minute, "bound on the whole run")
+	fs.BoolVar(&o.Explain, "explain", false, "print the query plans of both scenarios")
 	out := fs.String("out", "", "write the report as JSON to this file")
 	verbose := fs.Bool("v", false, "log progress to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -61,6 +62,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	catalogload.PrintTable(stdout, rep)
+	for name, plan := range rep.Plans {
+		fmt.Fprintf(stdout, "\n%s:\n%s\n", name, plan)
+	}
 	if *out != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
