@@ -254,7 +254,18 @@ func removeInstall(ctx context.Context, tx pgx.Tx, in install) error {
 
 // deleteReviews deletes the user's reviews and recomputes the ratings of the integrations
 // they reviewed. It returns how many reviews it deleted.
+//
+// The integrations' rows are locked first, in id order, as the catalog's review writes lock an
+// integration before they touch its reviews (functions/catalog reviewTx): the same order, so
+// the two cannot deadlock, and the recomputation below runs after any review write that held
+// the lock has committed, so its aggregate includes that write (READ COMMITTED: the
+// statement's snapshot is taken after the lock is granted).
 func deleteReviews(ctx context.Context, tx pgx.Tx, userID string) (int, error) {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM integrations
+		WHERE id IN (SELECT integration_id FROM integration_reviews WHERE user_id = $1)
+		ORDER BY id FOR NO KEY UPDATE`, userID); err != nil {
+		return 0, fmt.Errorf("lock reviewed integrations: %w", err)
+	}
 	rows, err := tx.Query(ctx, `DELETE FROM integration_reviews WHERE user_id = $1 RETURNING integration_id`, userID)
 	if err != nil {
 		return 0, fmt.Errorf("delete reviews: %w", err)
