@@ -31,6 +31,7 @@ bench:
 	$(GO) run ./tests/coldstart/cmd/coldstart -fn github.com/myscrollr/connect/functions/catalog -pg -n 20 -buildflags "$(BUILDFLAGS)" -out $(BENCHOUT)/coldstart.json
 	cd functions && $(GO) test -run '^$$' -bench 'BenchmarkRelay' -benchtime 20000x ./relay/ | tee ../$(BENCHOUT)/relay.txt
 	cd functions && $(GO) test -run '^$$' -bench 'BenchmarkSweep10k' -benchtime 3x ./health-probe/ | tee ../$(BENCHOUT)/health-probe.txt
+	$(GO) run ./tests/catalogload/cmd/catalogload -out $(BENCHOUT)/catalogload.json | tee $(BENCHOUT)/catalogload.txt
 
 build:
 	@mkdir -p bin
