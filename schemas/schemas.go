@@ -1,6 +1,7 @@
 // Package schemas holds the contracts of MyScrollr Connect as data: the numbered SQL
-// migrations of the PostgreSQL schema and the JSON Schemas of manifests, records and problem
-// documents. Both are embedded so every binary carries the exact version it was built with.
+// migrations of the PostgreSQL schema, the JSON Schemas of manifests, records and problem
+// documents, and the OpenAPI 3.1 description of the HTTP APIs. All are embedded so every
+// binary carries the exact version it was built with.
 //
 // The JSON Schemas of event payloads (one per CloudEvent type) are contracts too, but they live
 // in the events module, at events/eventschema/json/<type>.json, embedded and enforced by
@@ -23,3 +24,10 @@ var Migrations embed.FS
 //
 //go:embed json
 var JSON embed.FS
+
+// OpenAPI is the directory "openapi": connect.yaml, the OpenAPI 3.1 description of the
+// registry's and the catalog's HTTP routes (checked against both by tests/apicheck), and its
+// README.
+//
+//go:embed openapi
+var OpenAPI embed.FS
