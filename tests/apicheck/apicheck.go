@@ -136,22 +136,25 @@ type transport struct {
 }
 
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	// The request's body is consumed by base; keep a copy to validate.
+	// The request's body is consumed by base; keep a copy to validate. A request without a
+	// body is sent without one (an empty reader would be sent chunked, as a body).
+	hasBody := req.Body != nil && req.Body != http.NoBody
 	body, err := readAndRestore(&req.Body)
 	if err != nil {
 		return nil, fmt.Errorf("apicheck: read the request body: %w", err)
 	}
-	sent := req.Clone(req.Context())
-	sent.Body = io.NopCloser(bytes.NewReader(body))
-	if req.Body != nil && req.Body != http.NoBody {
-		sent.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	bodyOf := func(r *http.Request) *http.Request {
+		if hasBody {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		}
+		return r
 	}
-	resp, err := tr.base.RoundTrip(sent)
+	resp, err := tr.base.RoundTrip(bodyOf(req.Clone(req.Context())))
 	if err != nil {
 		return resp, err
 	}
-	checked := req.Clone(req.Context())
-	checked.Body = io.NopCloser(bytes.NewReader(body))
+	checked := bodyOf(req.Clone(req.Context()))
 	if problems := tr.c.Check(checked, resp); len(problems) > 0 {
 		tr.t.Helper()
 		tr.t.Errorf("apicheck: %s %s -> %d does not match schemas/openapi/connect.yaml:\n\t%s",

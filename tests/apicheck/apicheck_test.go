@@ -50,6 +50,9 @@ func exchange(t *testing.T, c *apicheck.Checker, method, target, reqBody string,
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		gotBody = string(b)
+		if reqBody == "" && (r.ContentLength != 0 || len(r.TransferEncoding) > 0) {
+			t.Errorf("a request without a body was sent with one (length %d, %v)", r.ContentLength, r.TransferEncoding)
+		}
 		for k, v := range want.headers {
 			w.Header().Set(k, v)
 		}
@@ -194,6 +197,8 @@ func TestTransport(t *testing.T) {
 			reply: reply{status: 201, ctype: "application/json", body: map[string]any{"client_id": "a", "client_secret": "s", "integration": integration()}}},
 		{name: "good 304", method: "GET", target: "/v1/integrations/crypto-ticker/reviews", headers: map[string]string{"If-None-Match": `"x"`},
 			reply: reply{status: 304, headers: cached}},
+		{name: "good POST without a body", method: "POST", target: "/v1/developer/integrations/crypto-ticker/publish",
+			headers: bearer, reply: ok(integration(), nil)},
 		{name: "good 204", method: "DELETE", target: "/v1/integrations/crypto-ticker/reviews/mine", headers: bearer, reply: reply{status: 204}},
 		{name: "refused bad request", method: "GET", target: "/v1/integrations?limit=0",
 			reply: reply{status: 400, ctype: "application/problem+json", body: problem(400, "limit")}},

@@ -13,81 +13,16 @@ import (
 	"encoding/json"
 
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/myscrollr/connect/schemas"
 	"github.com/myscrollr/connect/shared/pgtest"
-	"github.com/myscrollr/connect/tests/apicheck"
 )
-
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
-
-// startCatalog builds and runs functions/catalog on 127.0.0.1 against the database at
-// dbURL, and returns its base URL once it is ready.
-func startCatalog(t *testing.T, dbURL string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "catalog")
-	build := exec.Command("go", "build", "-tags", "nolambda", "-o", bin, "github.com/myscrollr/connect/functions/catalog")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build functions/catalog: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "PORT="+strconv.Itoa(port), "LISTEN_HOST=127.0.0.1",
-		"LOG_LEVEL=warn", "LOGTO_ENDPOINT=", "LOGTO_API_RESOURCE=")
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	// Waiting on an external process: poll readiness with a deadline.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			t.Fatalf("the catalog exited before it was ready: %v", err)
-		default:
-		}
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the catalog was not ready within 30s (last: %v)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 func seed(t *testing.T, ownerURL string) {
 	t.Helper()
@@ -128,17 +63,10 @@ func seed(t *testing.T, ownerURL string) {
 // Every kind of answer of the catalog (pages under every sort and filter, a listing, reviews,
 // 304, 400, 404, 503 for review writes without an identity provider) matches the description.
 func TestCatalogAnswersMatchTheDescription(t *testing.T) {
-	spec, err := schemas.OpenAPI.ReadFile("openapi/connect.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	checker, err := apicheck.New(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	checker := newChecker(t)
 	owner, fn := pgtest.FunctionURL(t, "catalog")
 	seed(t, owner)
-	base := startCatalog(t, fn)
+	base := startFunction(t, "catalog", "DATABASE_URL="+fn, "LOGTO_ENDPOINT=", "LOGTO_API_RESOURCE=")
 	client := &http.Client{Transport: checker.Transport(t, nil), Timeout: 30 * time.Second}
 
 	send := func(method, path string, header map[string]string, body string) (int, http.Header, []byte) {
