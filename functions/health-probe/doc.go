@@ -37,7 +37,7 @@
 //     "status" (ok, pass, up, healthy);
 //   - degraded: the same answer slower than PROBE_DEGRADED_AFTER, or a status of degraded or
 //     warn;
-//   - offline: anything else: refused by the SSRF policy (private, loopback, metadata ...
+//   - offline: anything else: refused by the SSRF rules (private, loopback, metadata ...
 //     addresses, http without SSRF_ALLOW, odd ports), no complete answer within PROBE_TIMEOUT
 //     (which bounds the whole call: connect, TLS, redirects, body), connection refused or
 //     reset, TLS failures, a non-2xx status, a body over 4 KiB, a body off the contract, or a
@@ -45,7 +45,7 @@
 //
 // The response time is from sending the request to the end of the body. The reason recorded
 // with a check that is not healthy is short and fixed in form ("HTTP status 503", "timeout: no
-// complete answer within 10s", "refused by the SSRF policy: private", `reported "down"`); it
+// complete answer within 10s", "refused by the SSRF rules: private", `reported "down"`); it
 // never repeats the URL (which may carry a token) or an address. Connections are not kept
 // alive: each host is checked once a minute.
 //

@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"syscall"
 	"time"
 
 	"github.com/myscrollr/connect/events"
@@ -121,42 +117,10 @@ func (p *Prober) Probe(ctx context.Context, baseURL string) Result {
 // the registry's automated checks use too).
 func judge(body []byte) (status, reason string) { return health.Judge(body) }
 
-// failure says briefly why a request failed, without the URL or addresses (which a *url.Error
-// or *net.OpError would print).
+// failure says briefly why a request failed (ssrf.Describe: never the URL or an address).
 func (p *Prober) failure(ctx context.Context, err error) string {
-	var refused *ssrf.Refused
-	var tooLarge *ssrf.TooLarge
-	var dnsErr *net.DNSError
-	var netErr net.Error
-	var certErr *tls.CertificateVerificationError
-	var unknownCA x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var recordErr tls.RecordHeaderError
-	switch {
-	case errors.As(err, &refused):
-		return "refused by the SSRF policy: " + string(refused.Reason)
-	case errors.As(err, &tooLarge):
-		return fmt.Sprintf("body over %d bytes", maxBodyBytes)
-	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded),
-		errors.As(err, &netErr) && netErr.Timeout():
-		return fmt.Sprintf("timeout: no complete answer within %s", p.timeout)
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	case errors.As(err, &dnsErr):
-		if dnsErr.IsNotFound {
-			return "DNS: no such host"
-		}
-		return "DNS: lookup failed"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostErr):
-		return "TLS: certificate not valid for the host"
-	case errors.As(err, &recordErr):
-		return "TLS: the server did not answer TLS"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed before a complete answer"
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = context.DeadlineExceeded
 	}
-	return "request failed"
+	return ssrf.Describe(err, p.timeout)
 }

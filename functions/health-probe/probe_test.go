@@ -111,9 +111,9 @@ func TestProbeReasons(t *testing.T) {
 		{ok + "/", events.HealthHealthy, ""},
 		{closedURL, events.HealthOffline, "connection refused"},
 		{tlsSrv.URL + "/secret-token", events.HealthOffline, "TLS: certificate not valid for the host"},
-		{redirect + "/secret-token", events.HealthOffline, "refused by the SSRF policy: metadata"},
-		{"https://[fd00:ec2::254]/secret-token", events.HealthOffline, "refused by the SSRF policy: metadata"},
-		{"https://127.1/secret-token", events.HealthOffline, "refused by the SSRF policy: host"},
+		{redirect + "/secret-token", events.HealthOffline, "refused by the SSRF rules: metadata"},
+		{"https://[fd00:ec2::254]/secret-token", events.HealthOffline, "refused by the SSRF rules: metadata"},
+		{"https://127.1/secret-token", events.HealthOffline, "refused by the SSRF rules: host"},
 		{"ftp://example.com/secret-token", events.HealthOffline, "base_url is not an http(s) URL"},
 		{"::not a url", events.HealthOffline, "base_url is not an http(s) URL"},
 	} {

@@ -159,7 +159,7 @@ func TestSweep(t *testing.T) {
 		"hanging":   {serve(t, never), want{O, "timeout: no complete answer within 1s", 0, []string{U, U, O}}},
 		// Private: refused by the SSRF client before any connection is made (the test's Allow
 		// covers 127.0.0.1 only).
-		"private": {"http://10.0.0.1", want{O, "refused by the SSRF policy: private", 0, []string{U, U, O}}},
+		"private": {"http://10.0.0.1", want{O, "refused by the SSRF rules: private", 0, []string{U, U, O}}},
 	}
 	ids := map[string]string{}
 	for name, c := range cases {

@@ -273,7 +273,7 @@ func (s *Service) get(ctx context.Context, base, path string, etag, lastModified
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return fetched{}, failf("GET %s: %s", path, describe(err))
+		return fetched{}, failf("GET %s: %s", path, ssrf.Describe(err, s.cfg.Timeout))
 	}
 	defer resp.Body.Close()
 	switch {
@@ -286,7 +286,7 @@ func (s *Service) get(ctx context.Context, base, path string, etag, lastModified
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return fetched{}, failf("GET %s: reading the body: %s", path, describe(err))
+		return fetched{}, failf("GET %s: reading the body: %s", path, ssrf.Describe(err, s.cfg.Timeout))
 	}
 	if int64(len(body)) > limit {
 		return fetched{}, failf("GET %s: body larger than %d bytes", path, limit)
@@ -301,20 +301,6 @@ func (s *Service) get(ctx context.Context, base, path string, etag, lastModified
 	return f, nil
 }
 
-// describe is an error's text for a developer: the refusal or limit in words.
-func describe(err error) string {
-	var tl *ssrf.TooLarge
-	var rf *ssrf.Refused
-	switch {
-	case errors.As(err, &rf):
-		return rf.Error()
-	case errors.As(err, &tl):
-		return tl.Error()
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out"
-	}
-	return records.Clean(err.Error(), 300)
-}
 
 const maxSchemaBody = records.MaxPullSchemaBytes
 

@@ -3,15 +3,11 @@ package conformance
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"syscall"
 	"time"
 
 	"github.com/myscrollr/connect/shared/ssrf"
@@ -74,41 +70,8 @@ func limitOf(e *ssrf.TooLarge) int64 {
 	return e.Limit
 }
 
-// describe says briefly why a request failed, without the URL or addresses (which a
-// *url.Error or *net.OpError would print).
-func describe(err error, opts Options) string {
-	var refused *ssrf.Refused
-	var dnsErr *net.DNSError
-	var netErr net.Error
-	var certErr *tls.CertificateVerificationError
-	var unknownCA x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var recordErr tls.RecordHeaderError
-	switch {
-	case errors.As(err, &refused):
-		return "refused by the SSRF rules: " + string(refused.Reason)
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return fmt.Sprintf("timeout: no complete answer within %s", opts.CallTimeout)
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	case errors.As(err, &dnsErr):
-		if dnsErr.IsNotFound {
-			return "DNS: no such host"
-		}
-		return "DNS: lookup failed"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostErr):
-		return "TLS: certificate not valid for the host"
-	case errors.As(err, &recordErr):
-		return "TLS: the server did not answer TLS"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed before a complete answer"
-	}
-	return "request failed"
-}
+// describe says briefly why a request failed (ssrf.Describe: never the URL or an address).
+func describe(err error, opts Options) string { return ssrf.Describe(err, opts.CallTimeout) }
 
 // ok2xx says whether status is a success.
 func ok2xx(status int) bool { return status >= 200 && status <= 299 }
