@@ -63,6 +63,9 @@ func seed(t *testing.T, ownerURL string) {
 // Every kind of answer of the catalog (pages under every sort and filter, a listing, reviews,
 // 304, 400, 404, 503 for review writes without an identity provider) matches the description.
 func TestCatalogAnswersMatchTheDescription(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a function binary; not in -short")
+	}
 	checker := newChecker(t)
 	owner, fn := pgtest.FunctionURL(t, "catalog")
 	seed(t, owner)

@@ -38,6 +38,9 @@ func newChecker(t *testing.T) *apicheck.Checker {
 // interrupted (and drained) when the test ends.
 func startFunction(t *testing.T, name string, env ...string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs functions/" + name + "; not in -short")
+	}
 	bin := filepath.Join(t.TempDir(), name)
 	build := exec.Command("go", "build", "-tags", "nolambda", "-o", bin, "github.com/myscrollr/connect/functions/"+name)
 	if out, err := build.CombinedOutput(); err != nil {

@@ -25,6 +25,9 @@ import (
 // (user tokens and the Logto Management API), its automated checks calling an integration on
 // loopback.
 func TestRegistryAnswersMatchTheDescription(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a function binary; not in -short")
+	}
 	checker := newChecker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	s, done, err := idp.Start(ctx, "127.0.0.1:0", idp.Config{
