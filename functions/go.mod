@@ -5,10 +5,12 @@ go 1.26.0
 require (
 	github.com/myscrollr/connect/events v0.0.0-00010101000000-000000000000
 	github.com/myscrollr/connect/shared v0.0.0-00010101000000-000000000000
-	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 )
 
-require github.com/coreos/go-oidc/v3 v3.21.0 // indirect
+require (
+	github.com/coreos/go-oidc/v3 v3.21.0 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+)
 
 require (
 	github.com/aws/aws-lambda-go v1.55.1 // indirect
@@ -26,7 +28,7 @@ require (
 	github.com/muhlemmer/gu v0.3.1 // indirect
 	github.com/muhlemmer/httpforwarded v0.1.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/myscrollr/connect/schemas v0.0.0-00010101000000-000000000000
+	github.com/myscrollr/connect/schemas v0.0.0-00010101000000-000000000000 // indirect
 	github.com/pressly/goose/v3 v3.30.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
