@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/myscrollr/connect/shared/auth"
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/httpx"
 )
 
@@ -216,7 +217,7 @@ func parseQuery(v url.Values) (query, error) {
 	}
 	for _, t := range q.tags {
 		if !slugRE().MatchString(t) {
-			fail("tag", fmt.Sprintf("%q is not a tag (lower-case letters, digits and dashes)", truncate(t, 40)))
+			fail("tag", fmt.Sprintf("%q is not a tag (lower-case letters, digits and dashes)", clip.Ellipsis(t, 40)))
 			break
 		}
 	}
@@ -631,11 +632,4 @@ func pathName(r *http.Request) (string, error) {
 			Reason: "must be lower-case letters, digits and dashes, starting with a letter or digit"})
 	}
 	return name, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

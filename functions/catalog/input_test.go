@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/pgtest"
 )
@@ -95,7 +96,7 @@ func TestNastyQueriesAre400NamingTheParameter(t *testing.T) {
 	b.insert(t, seed{name: "crypto-ticker", published: true})
 	for query, field := range nastyQueries {
 		code, body, h := b.get(t, "/v1/integrations?"+query)
-		checkProblem(t, "?"+truncate(query, 80), code, body, h, field)
+		checkProblem(t, "?"+clip.Ellipsis(query, 80), code, body, h, field)
 	}
 }
 

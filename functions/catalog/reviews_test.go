@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/myscrollr/connect/shared/auth"
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/pgtest"
@@ -235,7 +236,7 @@ func TestReviewBadInput(t *testing.T) {
 		`{"rating":3,"text":"` + strings.Repeat("é", MaxReviewText+1) + `"}`: "text",
 	} {
 		code, raw := b.send(t, http.MethodPut, mine, tok, body)
-		checkProblem(t, "PUT "+truncate(body, 40), code, raw, http.Header{"Content-Type": {"application/problem+json"}}, field)
+		checkProblem(t, "PUT "+clip.Ellipsis(body, 40), code, raw, http.Header{"Content-Type": {"application/problem+json"}}, field)
 	}
 	for _, body := range []string{`{"rating":3,"extra":1}`, `not json`, `{"rating":3} {}`} {
 		if code, raw := b.send(t, http.MethodPut, mine, tok, body); code != http.StatusBadRequest {

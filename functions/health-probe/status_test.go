@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/clip"
 )
 
 // TestNext runs scripted check sequences through the status machine and checks the status
@@ -70,10 +71,10 @@ func TestNextCounters(t *testing.T) {
 }
 
 func TestTruncate(t *testing.T) {
-	if got := truncate("abc", 3); got != "abc" {
+	if got := clip.Ellipsis("abc", 3); got != "abc" {
 		t.Fatalf("truncate short = %q", got)
 	}
-	if got := truncate("aé", 2); got != "a…" {
+	if got := clip.Ellipsis("aé", 2); got != "a…" {
 		t.Fatalf("truncate in a rune = %q, want the partial rune dropped", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/outbox"
 )
 
@@ -81,7 +82,7 @@ func record(ctx context.Context, conn *pgxpool.Conn, at time.Time, targets []tar
 		r := results[i]
 		st := Next(t.State, r.Status)
 		states[i] = st
-		ids[i], checks[i], reasons[i] = t.ID, r.Status, truncate(r.Reason, 480)
+		ids[i], checks[i], reasons[i] = t.ID, r.Status, clip.Ellipsis(r.Reason, 480)
 		ms[i], codes[i] = -1, int32(r.HTTPStatus)
 		if r.HTTPStatus != 0 {
 			ms[i] = int32(min(r.Elapsed.Milliseconds(), 1<<31-1))

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/fanout"
 	"github.com/myscrollr/connect/shared/logging"
 )
@@ -91,7 +92,7 @@ func (s *Service) HandleEvent(ctx context.Context, e event.Event) error {
 		return events.Permanent(fmt.Errorf("health-probe: data of %s: not a JSON object with \"job\"", e.Type()))
 	}
 	if t.Job != Name {
-		return events.Permanent(fmt.Errorf("health-probe: data of %s: field \"job\": %q is not %q", e.Type(), truncate(t.Job, 64), Name))
+		return events.Permanent(fmt.Errorf("health-probe: data of %s: field \"job\": %q is not %q", e.Type(), clip.Ellipsis(t.Job, 64), Name))
 	}
 	log := logging.From(ctx)
 	if log == slog.Default() {
@@ -221,12 +222,4 @@ func hostKey(baseURL string) string {
 		return ""
 	}
 	return strings.ToLower(u.Hostname())
-}
-
-// truncate cuts s to at most n bytes and marks the cut, keeping it valid UTF-8.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }

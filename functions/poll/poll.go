@@ -301,7 +301,6 @@ func (s *Service) get(ctx context.Context, base, path string, etag, lastModified
 	return f, nil
 }
 
-
 const maxSchemaBody = records.MaxPullSchemaBytes
 
 // poll fetches the schema and the data of src and stores them. A *pollError is the source's

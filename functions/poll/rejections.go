@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/myscrollr/connect/shared/auth"
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/httpx"
 )
 
@@ -88,7 +89,7 @@ func (s *Service) rejections(w http.ResponseWriter, r *http.Request) error {
 	// Only the integration's developer sees it; anyone else gets the 404 an unknown name gets.
 	err := s.pool.QueryRow(ctx, `SELECT id::text FROM integrations WHERE name = $1 AND developer_id = $2`, name, p.Subject).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return httpx.NotFound("no integration of yours is called " + strconv.Quote(truncate(name, 64)))
+		return httpx.NotFound("no integration of yours is called " + strconv.Quote(clip.String(name, 64)))
 	}
 	if err != nil {
 		return err
@@ -149,11 +150,4 @@ func decodeCursor(s string) (int64, bool) {
 		return 0, false
 	}
 	return id, true
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

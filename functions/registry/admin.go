@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/httpx"
 )
 
@@ -167,7 +168,7 @@ func (s *Service) setTier(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !exists {
-		return httpx.NotFound("no integration is called " + strconv.Quote(truncate(name, 64)))
+		return httpx.NotFound("no integration is called " + strconv.Quote(clip.String(name, 64)))
 	}
 	req, err := decodeTier(r)
 	if err != nil {
@@ -179,7 +180,7 @@ func (s *Service) setTier(w http.ResponseWriter, r *http.Request) error {
 		var it row
 		err := tx.QueryRow(ctx, `SELECT `+rowColumns+` FROM integrations WHERE name = $1 FOR UPDATE`, name).Scan(it.dest()...)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return httpx.NotFound("no integration is called " + strconv.Quote(truncate(name, 64)))
+			return httpx.NotFound("no integration is called " + strconv.Quote(clip.String(name, 64)))
 		}
 		if err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/logging"
 	"github.com/myscrollr/connect/shared/logto"
@@ -66,7 +67,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 
 	lctx, cancel := withDeadline(ctx)
 	app, err := s.apps.CreateApplication(lctx, logto.NewApplication{
-		Name: m.DisplayName, Description: truncate(m.Description, 500),
+		Name: m.DisplayName, Description: clip.String(m.Description, 500),
 		RedirectURIs: append([]string{s.callback}, m.RedirectURIs...),
 	})
 	cancel()
@@ -144,7 +145,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 }
 
 func nameTaken(name string) error {
-	p := httpx.Conflict(fmt.Sprintf("the name %q is taken", truncate(name, 64)))
+	p := httpx.Conflict(fmt.Sprintf("the name %q is taken", clip.String(name, 64)))
 	p.Errors = []httpx.FieldError{{Field: "/name", Reason: "taken"}}
 	return p
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/shared/auth"
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/conformance"
 	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/logto"
@@ -124,7 +125,7 @@ func principal(r *http.Request) (*auth.Principal, error) {
 // notYours is the answer for an integration the caller does not own, the same as for one that
 // does not exist: another developer's integrations are not even confirmed to exist.
 func notYours(name string) *httpx.Problem {
-	return httpx.NotFound("no integration of yours is called " + strconv.Quote(truncate(name, 64)))
+	return httpx.NotFound("no integration of yours is called " + strconv.Quote(clip.String(name, 64)))
 }
 
 // readManifest reads a manifest body: JSON content type, bounded by manifest.MaxSize, every
@@ -193,11 +194,11 @@ func (s *Service) runChecks(ctx context.Context, m *manifest.Manifest) []conform
 	seen := map[string]bool{}
 	for _, r := range res {
 		if !checkName.MatchString(r.Name) || seen[r.Name] {
-			s.log.Warn("registry: a check result with a bad or repeated name was dropped", slog.String("name", truncate(r.Name, 64)))
+			s.log.Warn("registry: a check result with a bad or repeated name was dropped", slog.String("name", clip.String(r.Name, 64)))
 			continue
 		}
 		seen[r.Name] = true
-		r.Reason = truncate(strings.ToValidUTF8(strings.ReplaceAll(r.Reason, "\x00", ""), "?"), 1000)
+		r.Reason = clip.String(strings.ToValidUTF8(strings.ReplaceAll(r.Reason, "\x00", ""), "?"), 1000)
 		if r.ResponseTimeMS != nil && *r.ResponseTimeMS < 0 {
 			r.ResponseTimeMS = nil
 		}
@@ -267,19 +268,6 @@ func isUnique(err error, constraint string) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505" && (constraint == "" || pe.ConstraintName == constraint)
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8Start(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return strings.ToValidUTF8(s, "")
-}
-
-func utf8Start(b byte) bool { return b < 0x80 || b >= 0xC0 }
 
 // withDeadline bounds a Logto call that must not hang a request.
 func withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {

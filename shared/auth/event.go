@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+
+	"github.com/myscrollr/connect/shared/clip"
 )
 
 // EventAuthExtension is the CloudEvents extension attribute that carries the
@@ -24,10 +26,10 @@ func (v *Verifier) VerifyEvent(ctx context.Context, e cloudevents.Event, scopes 
 	}
 	p, err := v.Verify(ctx, token)
 	if err != nil {
-		return nil, fmt.Errorf("event %s from %s: %w", truncate(e.ID(), 64), truncate(e.Source(), 128), err)
+		return nil, fmt.Errorf("event %s from %s: %w", clip.Ellipsis(e.ID(), 64), clip.Ellipsis(e.Source(), 128), err)
 	}
 	if err := checkScopes(p, scopes); err != nil {
-		return nil, fmt.Errorf("event %s from %s: %w", truncate(e.ID(), 64), truncate(e.Source(), 128), err)
+		return nil, fmt.Errorf("event %s from %s: %w", clip.Ellipsis(e.ID(), 64), clip.Ellipsis(e.Source(), 128), err)
 	}
 	return p, nil
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/myscrollr/connect/shared/clip"
 )
 
 // maxJWKSBytes bounds the JWKS and discovery response bodies.
@@ -233,7 +235,7 @@ func (k *keySet) check(v keyView, kid string) error {
 		if kid == "" {
 			return fmt.Errorf("%w: token has no kid and no key without kid is published", ErrUnknownKey)
 		}
-		return fmt.Errorf("%w: kid %q", ErrUnknownKey, truncate(kid, 64))
+		return fmt.Errorf("%w: kid %q", ErrUnknownKey, clip.Ellipsis(kid, 64))
 	}
 	return nil
 }
@@ -379,7 +381,7 @@ func (k *keySet) discover(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w: discovery: decoding: %v", ErrJWKSUnavailable, err)
 	}
 	if d.Issuer != k.issuer {
-		return "", fmt.Errorf("%w: discovery: issuer %q, want %q", ErrJWKSUnavailable, truncate(d.Issuer, 128), k.issuer)
+		return "", fmt.Errorf("%w: discovery: issuer %q, want %q", ErrJWKSUnavailable, clip.Ellipsis(d.Issuer, 128), k.issuer)
 	}
 	if err := checkJWKSURL(d.JWKSURI, k.issuer); err != nil {
 		return "", fmt.Errorf("%w: discovery: jwks_uri: %v", ErrJWKSUnavailable, err)
@@ -396,13 +398,13 @@ func checkJWKSURL(raw, issuer string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL", truncate(raw, 128))
+		return fmt.Errorf("%q is not a URL", clip.Ellipsis(raw, 128))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return fmt.Errorf("%q is not an http(s) URL", truncate(raw, 128))
+		return fmt.Errorf("%q is not an http(s) URL", clip.Ellipsis(raw, 128))
 	}
 	if strings.HasPrefix(issuer, "https://") && u.Scheme != "https" {
-		return fmt.Errorf("%q is not https like the issuer", truncate(raw, 128))
+		return fmt.Errorf("%q is not https like the issuer", clip.Ellipsis(raw, 128))
 	}
 	return nil
 }
@@ -468,11 +470,4 @@ func freshness(h http.Header, minInterval, maxAge time.Duration) time.Duration {
 		}
 	}
 	return min(max(d, minInterval), maxAge)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/httpx"
 )
 
@@ -74,7 +75,7 @@ func (v *Verifier) require(clientID func(*http.Request) (string, error), scopes 
 					return
 				}
 				if want == "" || p.ClientID != want {
-					err = fmt.Errorf("%w: token client_id %q is not the integration's application", ErrClient, truncate(p.ClientID, 64))
+					err = fmt.Errorf("%w: token client_id %q is not the integration's application", ErrClient, clip.Ellipsis(p.ClientID, 64))
 				}
 			}
 			if err != nil {

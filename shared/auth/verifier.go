@@ -15,6 +15,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/myscrollr/connect/shared/clip"
 )
 
 // MaxTokenBytes bounds the size of a token accepted for parsing.
@@ -329,12 +331,12 @@ func (v *Verifier) checkHeader(raw string) error {
 		return fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
 	if !slices.Contains(algs, jose.SignatureAlgorithm(hdr.Alg)) {
-		return fmt.Errorf("%w: %q (allowed %v)", ErrAlgorithm, truncate(hdr.Alg, 32), v.cfg.Algorithms)
+		return fmt.Errorf("%w: %q (allowed %v)", ErrAlgorithm, clip.Ellipsis(hdr.Alg, 32), v.cfg.Algorithms)
 	}
 	if hdr.Typ != "" {
 		t := strings.ToLower(hdr.Typ)
 		if t != "at+jwt" && t != "application/at+jwt" {
-			return fmt.Errorf("%w: typ %q", ErrType, truncate(hdr.Typ, 32))
+			return fmt.Errorf("%w: typ %q", ErrType, clip.Ellipsis(hdr.Typ, 32))
 		}
 	}
 	return nil
@@ -359,10 +361,10 @@ func (v *Verifier) classify(raw string, err, keyErr error) error {
 			}
 			if json.Unmarshal(b, &c) == nil {
 				if c.Issuer != v.cfg.Issuer {
-					return fmt.Errorf("%w: %q", ErrIssuer, truncate(c.Issuer, 128))
+					return fmt.Errorf("%w: %q", ErrIssuer, clip.Ellipsis(c.Issuer, 128))
 				}
 				if !slices.Contains([]string(c.Audience), v.cfg.Audience) {
-					return fmt.Errorf("%w: %q", ErrAudience, truncate(strings.Join(c.Audience, " "), 128))
+					return fmt.Errorf("%w: %q", ErrAudience, clip.Ellipsis(strings.Join(c.Audience, " "), 128))
 				}
 			}
 		}

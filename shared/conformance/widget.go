@@ -24,6 +24,7 @@ import (
 	"golang.org/x/text/message"
 
 	"github.com/myscrollr/connect/schemas"
+	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/manifest"
 	"github.com/myscrollr/connect/shared/records"
 )
@@ -117,7 +118,7 @@ func (r *run) widgetManifest() (Result, any, string) {
 // agreement with the registered manifest. doc is the decoded body (nil when it is not JSON),
 // for the mixed-content scan. The error means the contract itself could not be compiled.
 func (r *run) readWidgetManifest(body []byte) (doc any, wm widgetManifest, problems []records.Problem, err error) {
-	if records.Depth(body, maxDocumentDepth) > maxDocumentDepth {
+	if httpx.JSONDepth(body, maxDocumentDepth) > maxDocumentDepth {
 		return nil, wm, []records.Problem{{Reason: fmt.Sprintf("nested deeper than %d levels", maxDocumentDepth)}}, nil
 	}
 	doc, jerr := jsonschema.UnmarshalJSON(bytes.NewReader(body))

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+
+	"github.com/myscrollr/connect/shared/clip"
 )
 
 // DecodeJSON decodes the request body into dst strictly. It reads at most maxBytes
@@ -62,10 +64,10 @@ func checkJSONContentType(ct string) *Problem {
 		return field("malformed media type")
 	}
 	if mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
-		return field(fmt.Sprintf("unsupported media type %q", truncate(mt, 64)))
+		return field(fmt.Sprintf("unsupported media type %q", clip.Ellipsis(mt, 64)))
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return field(fmt.Sprintf("unsupported charset %q", truncate(cs, 32)))
+		return field(fmt.Sprintf("unsupported charset %q", clip.Ellipsis(cs, 32)))
 	}
 	return nil
 }
@@ -85,13 +87,13 @@ func decodeError(err error, maxBytes int64) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return BadRequest("malformed JSON: unexpected end of input")
 	case errors.As(err, &syntax):
-		return BadRequest(fmt.Sprintf("malformed JSON at byte %d: %s", syntax.Offset, truncate(syntax.Error(), 200)))
+		return BadRequest(fmt.Sprintf("malformed JSON at byte %d: %s", syntax.Offset, clip.Ellipsis(syntax.Error(), 200)))
 	case errors.As(err, &typ):
 		reason := fmt.Sprintf("expected %s, got %s", jsonKind(typ.Type), gotKind(typ.Value))
 		if typ.Field == "" {
 			return BadRequest("request body: "+reason, FieldError{Field: "", Reason: reason})
 		}
-		field := truncate(typ.Field, 200)
+		field := clip.Ellipsis(typ.Field, 200)
 		return BadRequest(fmt.Sprintf("field %q: %s", field, reason), FieldError{Field: field, Reason: reason})
 	case errors.As(err, &inv):
 		return fmt.Errorf("httpx: DecodeJSON: %w", err) // programming error
@@ -99,11 +101,11 @@ func decodeError(err error, maxBytes int64) error {
 	// encoding/json reports unknown fields only as text: `json: unknown field "name"`.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		field := strings.Trim(name, `"`)
-		field = truncate(field, 200)
+		field = clip.Ellipsis(field, 200)
 		return BadRequest(fmt.Sprintf("field %q: unknown field", field), FieldError{Field: field, Reason: "unknown field"})
 	}
 	// Errors from a type's own UnmarshalJSON/UnmarshalText (e.g. a malformed time).
-	return BadRequest("invalid JSON value: " + truncate(err.Error(), 200))
+	return BadRequest("invalid JSON value: " + clip.Ellipsis(err.Error(), 200))
 }
 
 // jsonKind names the JSON kind a Go type accepts.
@@ -142,13 +144,6 @@ func gotKind(v string) string {
 	return kind
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
 // ReadBody reads the whole request body, for handlers that need its exact bytes (webhook
 // signatures are computed over the raw body: Logto, Stripe). It reads at most limit bytes
 // (DefaultMaxBody when limit <= 0) through http.MaxBytesReader, so the server closes the
@@ -176,4 +171,37 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Pro
 		return nil, p
 	}
 	return body, nil
+}
+
+// JSONDepth is the deepest nesting of objects and arrays in JSON data, ignoring brackets in
+// strings, counted without parsing, so a document can be refused for its depth before a
+// parser recurses into it. It stops counting past limit.
+func JSONDepth(data []byte, limit int) int {
+	d, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			d++
+			if d > deepest {
+				deepest = d
+				if deepest > limit {
+					return deepest
+				}
+			}
+		case c == '}' || c == ']':
+			d = max(d-1, 0)
+		}
+	}
+	return deepest
 }

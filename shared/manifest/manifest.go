@@ -264,7 +264,7 @@ func check(data []byte, opts Options) (*Manifest, []httpx.FieldError, error) {
 	if len(data) > MaxSize {
 		return nil, []httpx.FieldError{{Field: "", Reason: fmt.Sprintf("larger than %d bytes", MaxSize)}}, nil
 	}
-	if depth(data) > MaxDepth {
+	if httpx.JSONDepth(data, MaxDepth) > MaxDepth {
 		return nil, []httpx.FieldError{{Field: "", Reason: fmt.Sprintf("nested deeper than %d levels", MaxDepth)}}, nil
 	}
 	once.Do(load)
@@ -420,36 +420,4 @@ func pointer(tokens []string) string {
 
 func escape(token string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(token, "~", "~0"), "/", "~1")
-}
-
-// depth is the deepest nesting of objects and arrays in data, ignoring brackets in strings.
-// It stops counting past MaxDepth.
-func depth(data []byte) int {
-	d, deepest, inString, escaped := 0, 0, false, false
-	for _, c := range data {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			d++
-			if d > deepest {
-				deepest = d
-				if deepest > MaxDepth {
-					return deepest
-				}
-			}
-		case c == '}' || c == ']':
-			d = max(d-1, 0) // unbalanced closers are the parser's to refuse
-		}
-	}
-	return deepest
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/myscrollr/connect/schemas"
+	"github.com/myscrollr/connect/shared/httpx"
 )
 
 // The pull contracts, in schemas/json.
@@ -111,7 +112,7 @@ func (c contract) decode(body []byte, limit int) (any, []Problem) {
 	if !utf8.Valid(body) {
 		return nil, []Problem{{Reason: "not valid UTF-8"}}
 	}
-	if Depth(body, MaxDocumentDepth) > MaxDocumentDepth {
+	if httpx.JSONDepth(body, MaxDocumentDepth) > MaxDocumentDepth {
 		return nil, []Problem{{Reason: fmt.Sprintf("nested deeper than %d levels", MaxDocumentDepth)}}
 	}
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))

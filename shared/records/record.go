@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/myscrollr/connect/shared/httpx"
 )
 
 // Source is the integration records come from.
@@ -86,7 +88,7 @@ func Check(ctx context.Context, src Source, st *Stream, v any, raw json.RawMessa
 	if len(raw) > MaxRecordBytes {
 		return Record{}, []Problem{{Reason: fmt.Sprintf("larger than %d bytes", MaxRecordBytes)}}, nil
 	}
-	if Depth(raw, MaxRecordDepth) > MaxRecordDepth {
+	if httpx.JSONDepth(raw, MaxRecordDepth) > MaxRecordDepth {
 		return Record{}, []Problem{{Reason: fmt.Sprintf("nested deeper than %d levels", MaxRecordDepth)}}, nil
 	}
 	if _, ok := v.(map[string]any); !ok {

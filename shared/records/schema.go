@@ -12,6 +12,9 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/myscrollr/connect/shared/clip"
+	"github.com/myscrollr/connect/shared/httpx"
 )
 
 // Bounds on what a source may declare and send.
@@ -69,7 +72,7 @@ func CompileSchema(raw []byte) (*Schema, error) {
 	if len(raw) > MaxSchemaBytes {
 		return nil, fmt.Errorf("larger than %d bytes", MaxSchemaBytes)
 	}
-	if Depth(raw, MaxSchemaDepth) > MaxSchemaDepth {
+	if httpx.JSONDepth(raw, MaxSchemaDepth) > MaxSchemaDepth {
 		return nil, fmt.Errorf("nested deeper than %d levels", MaxSchemaDepth)
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
@@ -111,7 +114,7 @@ func compileSafely(c *jsonschema.Compiler, loc string) (s *jsonschema.Schema, er
 // oneLine keeps an error message short and on one line.
 func oneLine(err error) string {
 	s := strings.Join(strings.Fields(err.Error()), " ")
-	return truncate(s, 300)
+	return clip.String(s, 300)
 }
 
 // Validate checks a decoded record (from jsonschema.UnmarshalJSON: numbers as json.Number)
@@ -150,7 +153,7 @@ func collect(e *jsonschema.ValidationError, out []Problem) []Problem {
 		}
 		return out
 	}
-	return append(out, Problem{Field: at, Reason: truncate(e.ErrorKind.LocalizedString(printer), 500)})
+	return append(out, Problem{Field: at, Reason: clip.String(e.ErrorKind.LocalizedString(printer), 500)})
 }
 
 // tidy sorts problems by field then reason, drops duplicates and caps them at MaxProblems.
@@ -182,49 +185,3 @@ func Pointer(tokens []string) string {
 func escape(token string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(token, "~", "~0"), "/", "~1")
 }
-
-// Depth is the deepest nesting of objects and arrays in JSON data, ignoring brackets in
-// strings. It stops counting past limit.
-func Depth(data []byte, limit int) int {
-	d, deepest, inString, escaped := 0, 0, false, false
-	for _, c := range data {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			d++
-			if d > deepest {
-				deepest = d
-				if deepest > limit {
-					return deepest
-				}
-			}
-		case c == '}' || c == ']':
-			d = max(d-1, 0)
-		}
-	}
-	return deepest
-}
-
-// truncate cuts s to at most n bytes on a UTF-8 boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8RuneStart(s[i]) {
-		i--
-	}
-	return s[:i]
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

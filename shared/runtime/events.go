@@ -20,6 +20,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/logging"
 )
@@ -56,7 +57,7 @@ func (s *server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	case OutcomeOK:
 		w.WriteHeader(http.StatusOK)
 	case OutcomePermanent:
-		p := httpx.BadRequest("event rejected: " + truncate(err.Error(), 512))
+		p := httpx.BadRequest("event rejected: " + clip.Ellipsis(err.Error(), 512))
 		p.Cause = err
 		httpx.WriteProblem(w, r, p)
 	default:
@@ -94,9 +95,9 @@ func (s *server) decodeHTTPEvent(w http.ResponseWriter, r *http.Request) (*cloud
 		}
 		var fe *fieldError
 		if errors.As(err, &fe) {
-			return nil, httpx.BadRequest("malformed CloudEvent: "+fe.Error(), httpx.FieldError{Field: fe.field, Reason: truncate(fe.err.Error(), 200)})
+			return nil, httpx.BadRequest("malformed CloudEvent: "+fe.Error(), httpx.FieldError{Field: fe.field, Reason: clip.Ellipsis(fe.err.Error(), 200)})
 		}
-		return nil, httpx.BadRequest("malformed CloudEvent: " + truncate(err.Error(), 200))
+		return nil, httpx.BadRequest("malformed CloudEvent: " + clip.Ellipsis(err.Error(), 200))
 	}
 	if p := validateEvent(&ev); p != nil {
 		return nil, p
@@ -108,12 +109,12 @@ func unknownEncoding(h http.Header) *httpx.Problem {
 	if ct := h.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err == nil && strings.HasPrefix(strings.ToLower(mt), "application/cloudevents") {
 			return httpx.BadRequest("unsupported structured event format",
-				httpx.FieldError{Field: "Content-Type", Reason: fmt.Sprintf("unsupported event format %q", truncate(mt, 64))})
+				httpx.FieldError{Field: "Content-Type", Reason: fmt.Sprintf("unsupported event format %q", clip.Ellipsis(mt, 64))})
 		}
 	}
 	if sv := h.Get("Ce-Specversion"); sv != "" {
 		return httpx.BadRequest("unsupported CloudEvents spec version",
-			httpx.FieldError{Field: "specversion", Reason: fmt.Sprintf("unsupported version %q, want 1.0", truncate(sv, 32))})
+			httpx.FieldError{Field: "specversion", Reason: fmt.Sprintf("unsupported version %q, want 1.0", clip.Ellipsis(sv, 32))})
 	}
 	return httpx.BadRequest("not a CloudEvent: binary mode needs ce-specversion and the other ce- headers, structured mode Content-Type application/cloudevents+json",
 		httpx.FieldError{Field: "specversion", Reason: "missing"})
@@ -127,11 +128,11 @@ func validateEvent(ev *cloudevents.Event) *httpx.Problem {
 	}
 	var ve cloudevents.ValidationError
 	if !errors.As(err, &ve) {
-		return httpx.BadRequest("invalid CloudEvent: " + truncate(err.Error(), 200))
+		return httpx.BadRequest("invalid CloudEvent: " + clip.Ellipsis(err.Error(), 200))
 	}
 	fields := make([]httpx.FieldError, 0, len(ve))
 	for name, e := range ve {
-		fields = append(fields, httpx.FieldError{Field: name, Reason: truncate(e.Error(), 200)})
+		fields = append(fields, httpx.FieldError{Field: name, Reason: clip.Ellipsis(e.Error(), 200)})
 	}
 	sort.Slice(fields, func(i, j int) bool { return fields[i].Field < fields[j].Field })
 	names := make([]string, len(fields))
@@ -199,7 +200,7 @@ func (b *eventBuilder) SetAttribute(attr spec.Attribute, value any) error {
 	}
 	if attr.Kind() == spec.SpecVersion {
 		if v, _ := value.(string); v != cloudevents.CloudEventsVersionV1 {
-			return &fieldError{field: "specversion", err: fmt.Errorf("unsupported version %q, want 1.0", truncate(fmt.Sprint(value), 32))}
+			return &fieldError{field: "specversion", err: fmt.Errorf("unsupported version %q, want 1.0", clip.Ellipsis(fmt.Sprint(value), 32))}
 		}
 		return nil
 	}
@@ -225,11 +226,4 @@ func (b *eventBuilder) SetData(r io.Reader) error {
 		b.e.DataEncoded = buf.Bytes()
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

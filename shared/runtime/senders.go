@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/myscrollr/connect/shared/auth"
+	"github.com/myscrollr/connect/shared/clip"
 	"github.com/myscrollr/connect/shared/httpx"
 )
 
@@ -95,7 +96,7 @@ func (s subjectVerifier) Verify(ctx context.Context, raw string) (*auth.Principa
 		return nil, err
 	}
 	if !slices.Contains(s.subjects, p.Subject) {
-		return nil, fmt.Errorf("%w: subject %q", errSubject, truncate(p.Subject, 128))
+		return nil, fmt.Errorf("%w: subject %q", errSubject, clip.Ellipsis(p.Subject, 128))
 	}
 	return p, nil
 }
@@ -124,7 +125,7 @@ func (s *server) authenticateSender(w http.ResponseWriter, r *http.Request) bool
 	}
 	s.m.event("", OutcomeUnauthenticated)
 	s.d.Logger.LogAttrs(r.Context(), slog.LevelWarn, "event refused: sender not authenticated",
-		slog.String("reason", reason), slog.String("detail", truncate(err.Error(), 256)))
+		slog.String("reason", reason), slog.String("detail", clip.Ellipsis(err.Error(), 256)))
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	httpx.WriteProblem(w, r, httpx.Unauthorized("events need a sender token issued for this function: "+reason))
 	return false
