@@ -33,6 +33,12 @@ CREATE INDEX integrations_published_search_idx ON integrations
     USING gin (search, category, type) WHERE is_published;
 CREATE INDEX integrations_published_search_name_idx ON integrations
     USING gin (search_name gin_trgm_ops) WHERE is_published;
+-- Type and category together with the default order (popular), which is also the order in which
+-- a search's candidates are taken for relevance (functions/catalog MaxRanked): the candidates of a
+-- search filtered by both are the first rows of this index that match the text, not rows of one
+-- filter read and thrown away for the other.
+CREATE INDEX integrations_published_category_type_idx ON integrations
+    (category, type, install_count DESC, id DESC) WHERE is_published;
 -- sort=uptime: uptime_30d, unknown (NULL) last.
 CREATE INDEX integrations_published_uptime_idx ON integrations
     ((coalesce(uptime_30d, -1)) DESC, id DESC) WHERE is_published;
@@ -59,6 +65,7 @@ REVOKE UPDATE (rating_avg, rating_count) ON integrations FROM connect_catalog;
 DROP INDEX integration_reviews_integration_idx;
 CREATE INDEX integration_reviews_integration_idx ON integration_reviews (integration_id, created_at DESC);
 DROP INDEX integrations_published_tier_idx;
+DROP INDEX integrations_published_category_type_idx;
 DROP INDEX integrations_published_uptime_idx;
 DROP INDEX integrations_published_search_name_idx;
 DROP INDEX integrations_published_search_idx;
