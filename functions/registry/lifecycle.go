@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -123,24 +125,10 @@ func (s *Service) answer(w http.ResponseWriter, r *http.Request, status int, nam
 // unpublish takes the listing out of the catalog; unpublishing an unpublished listing changes
 // nothing and announces nothing.
 func (s *Service) unpublish(w http.ResponseWriter, r *http.Request) error {
-	p, err := principal(r)
-	if err != nil {
-		return err
-	}
-	name := r.PathValue("name")
-	ctx := r.Context()
-	if err := s.exists(r, name, p.Subject); err != nil {
-		return err
-	}
-	body, err := decodeUnpublish(r)
-	if err != nil {
-		return err
-	}
-	now := s.now().UTC()
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		it, err := owned(ctx, tx, name, p.Subject)
-		if err != nil || !it.IsPublished {
-			return err
+	decode := func(r *http.Request, _ time.Time) (UnpublishRequest, error) { return decodeUnpublish(r) }
+	return change(s, w, r, http.StatusOK, decode, func(ctx context.Context, tx pgx.Tx, it row, body UnpublishRequest, _ string, now time.Time) error {
+		if !it.IsPublished {
+			return nil
 		}
 		if _, err := tx.Exec(ctx, `UPDATE integrations SET is_published = false, updated_at = $2 WHERE id = $1`, it.ID, now); err != nil {
 			return err
@@ -149,10 +137,39 @@ func (s *Service) unpublish(w http.ResponseWriter, r *http.Request) error {
 			IntegrationID: it.ID, Name: it.Name, Reason: body.Reason, UnpublishedAt: now,
 		}, now)
 	})
+}
+
+// change is the shape of a developer's change to one of their integrations: the caller must own
+// name (404 before the body is read), decode reads the body, and apply runs in one transaction
+// on the caller's row, locked; the answer (status) is the integration as the caller now sees it.
+func change[B any](s *Service, w http.ResponseWriter, r *http.Request, status int,
+	decode func(*http.Request, time.Time) (B, error),
+	apply func(ctx context.Context, tx pgx.Tx, it row, body B, developer string, now time.Time) error) error {
+	p, err := principal(r)
 	if err != nil {
 		return err
 	}
-	return s.answer(w, r, http.StatusOK, name, p.Subject)
+	name := r.PathValue("name")
+	if err := s.exists(r, name, p.Subject); err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	body, err := decode(r, now)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		it, err := owned(ctx, tx, name, p.Subject)
+		if err != nil {
+			return err
+		}
+		return apply(ctx, tx, it, body, p.Subject, now)
+	})
+	if err != nil {
+		return err
+	}
+	return s.answer(w, r, status, name, p.Subject)
 }
 
 // exists answers 404 before a body is read when the integration is not the caller's.
@@ -171,25 +188,7 @@ func (s *Service) exists(r *http.Request, name, developer string) error {
 // deprecate records (or replaces) the deprecation notice. The replacement must be another
 // integration that exists.
 func (s *Service) deprecate(w http.ResponseWriter, r *http.Request) error {
-	p, err := principal(r)
-	if err != nil {
-		return err
-	}
-	name := r.PathValue("name")
-	ctx := r.Context()
-	if err := s.exists(r, name, p.Subject); err != nil {
-		return err
-	}
-	now := s.now().UTC()
-	d, err := decodeDeprecate(r, now)
-	if err != nil {
-		return err
-	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		it, err := owned(ctx, tx, name, p.Subject)
-		if err != nil {
-			return err
-		}
+	return change(s, w, r, http.StatusOK, decodeDeprecate, func(ctx context.Context, tx pgx.Tx, it row, d DeprecateRequest, _ string, now time.Time) error {
 		var sunset, replacement *string
 		if d.Sunset != "" {
 			sunset = &d.Sunset
@@ -213,10 +212,6 @@ func (s *Service) deprecate(w http.ResponseWriter, r *http.Request) error {
 			IntegrationID: it.ID, Name: it.Name, Message: d.Message, Sunset: d.Sunset, Replacement: d.Replacement, DeprecatedAt: now,
 		}, now)
 	})
-	if err != nil {
-		return err
-	}
-	return s.answer(w, r, http.StatusOK, name, p.Subject)
 }
 
 // SecretRotated is the body of POST .../{name}/secret: the new secret, shown once.
@@ -272,25 +267,8 @@ func (s *Service) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 // requestVerification files a review request for the latest version: one pending at a time
 // (409 otherwise), and only while unverified.
 func (s *Service) requestVerification(w http.ResponseWriter, r *http.Request) error {
-	p, err := principal(r)
-	if err != nil {
-		return err
-	}
-	name := r.PathValue("name")
-	ctx := r.Context()
-	if err := s.exists(r, name, p.Subject); err != nil {
-		return err
-	}
-	body, err := decodeVerification(r)
-	if err != nil {
-		return err
-	}
-	now := s.now().UTC()
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		it, err := owned(ctx, tx, name, p.Subject)
-		if err != nil {
-			return err
-		}
+	decode := func(r *http.Request, _ time.Time) (VerificationRequest, error) { return decodeVerification(r) }
+	return change(s, w, r, http.StatusCreated, decode, func(ctx context.Context, tx pgx.Tx, it row, body VerificationRequest, developer string, now time.Time) error {
 		if it.Tier != TierUnverified {
 			return httpx.Conflict("the integration is already " + it.Tier)
 		}
@@ -299,18 +277,14 @@ func (s *Service) requestVerification(w http.ResponseWriter, r *http.Request) er
 		}
 		id := uuid.New().String()
 		if _, err := tx.Exec(ctx, `INSERT INTO verification_requests (id, integration_id, version, note, requested_by, requested_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, id, it.ID, *it.LatestVersion, body.Note, p.Subject, now); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6)`, id, it.ID, *it.LatestVersion, body.Note, developer, now); err != nil {
 			if isUnique(err, "verification_requests_pending_idx") {
 				return httpx.Conflict("a verification request is already pending")
 			}
 			return err
 		}
 		return emit(ctx, tx, it.ID, events.TypeVerificationRequested, events.VerificationRequested{
-			IntegrationID: it.ID, Name: it.Name, RequestID: id, Version: *it.LatestVersion, RequestedBy: p.Subject, RequestedAt: now,
+			IntegrationID: it.ID, Name: it.Name, RequestID: id, Version: *it.LatestVersion, RequestedBy: developer, RequestedAt: now,
 		}, now)
 	})
-	if err != nil {
-		return err
-	}
-	return s.answer(w, r, http.StatusCreated, name, p.Subject)
 }
