@@ -232,28 +232,7 @@ func escape(token string) string {
 // xReason is the x-reason annotation of the subschema at schemaURL, if any.
 func xReason(schemaURL string) string {
 	base, frag, _ := strings.Cut(schemaURL, "#")
-	node := widgetDocs[base]
-	for tok := range strings.SplitSeq(strings.TrimPrefix(frag, "/"), "/") {
-		if tok == "" {
-			continue
-		}
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		switch n := node.(type) {
-		case map[string]any:
-			node = n[tok]
-		case []any:
-			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(n) {
-				return ""
-			}
-			node = n[i]
-		default:
-			return ""
-		}
-	}
-	obj, _ := node.(map[string]any)
-	s, _ := obj["x-reason"].(string)
-	return s
+	return manifest.XReason(widgetDocs[base], frag)
 }
 
 // widgetBundle checks GET /bundle: 2xx, over https (after redirects; http on 127.0.0.1 with

@@ -340,8 +340,16 @@ func (c compiled) reason(schemaURL string) string {
 	if !ok {
 		return ""
 	}
-	node := c.doc
-	for tok := range strings.SplitSeq(strings.TrimPrefix(frag, "/"), "/") {
+	return XReason(c.doc, frag)
+}
+
+// XReason is the "x-reason" annotation of the subschema at the JSON pointer fragment of a
+// schema document (as decoded into any), or "" when there is none. Schemas of this project
+// name their failures for developers this way (see the package doc); the validator ignores
+// the annotation, so a caller looks it up from the failing keyword's location.
+func XReason(doc any, fragment string) string {
+	node := doc
+	for tok := range strings.SplitSeq(strings.TrimPrefix(fragment, "/"), "/") {
 		if tok == "" {
 			continue
 		}
