@@ -192,6 +192,26 @@ func TestRegistryEndToEnd(t *testing.T) {
 	if r := api.do(t, "GET", "/v1/integrations/alice-down", "", nil); r.status != http.StatusNotFound {
 		t.Fatalf("unpublishable listing is public: %d", r.status)
 	}
+
+	// An attacker's registrations: no token is 401; a malformed body is a 400 naming the
+	// problem; a base URL on the metadata service is registered as a draft whose base_url check
+	// failed (nothing else is called) and can never be published.
+	if r := api.do(t, "POST", "/v1/developer/integrations", "", manifest("mallory-x", tickerURL)); r.status != http.StatusUnauthorized {
+		t.Fatalf("register without a token = %d %s; want 401", r.status, r.body)
+	}
+	if r := api.do(t, "POST", "/v1/developer/integrations", alice, map[string]any{"name": 7}); r.status != http.StatusBadRequest ||
+		!bytes.Contains(r.body, []byte(`"/name"`)) {
+		t.Fatalf("malformed manifest = %d %s; want 400 naming /name", r.status, r.body)
+	}
+	mallory := devToken(t, s.LogtoEndpoint, "dev-mallory", "integrations:write")
+	r = api.do(t, "POST", "/v1/developer/integrations", mallory, manifest("mallory-meta", "https://169.254.169.254"))
+	if r.status != http.StatusCreated || !bytes.Contains(r.body, []byte("refused by the SSRF rules: metadata")) {
+		t.Fatalf("register on the metadata address = %d %s; want a draft whose base_url check names the refusal", r.status, r.body)
+	}
+	r = api.do(t, "POST", "/v1/developer/integrations/mallory-meta/publish", mallory, nil)
+	if r.status != http.StatusUnprocessableEntity || !bytes.Contains(r.body, []byte("checks/base_url")) {
+		t.Fatalf("publish on the metadata address = %d %s; want 422 naming checks/base_url", r.status, r.body)
+	}
 }
 
 // apiClient calls the front door as the frontend does.
