@@ -34,6 +34,8 @@ const (
 	RevokeUserDeleted     = "user_deleted"            // the user's account was deleted
 	RevokeUnpublished     = "integration_unpublished" // the integration left the catalog
 	RevokeAdministrator   = "administrator"           // a platform administrator removed it
+	RevokePaymentFailed   = "payment_failed"          // a renewal stayed unpaid past the grace period
+	RevokeRefunded        = "refunded"                // a one-time purchase was refunded
 )
 
 // IntegrationRegistered: a developer registered a new integration (registry). Its Logto
@@ -125,18 +127,22 @@ type InstallRequested struct {
 	AmountCents       int64     `json:"amount_cents"`
 	Currency          string    `json:"currency"`                      // ISO 4217, lower case
 	CheckoutSessionID string    `json:"checkout_session_id,omitempty"` // Stripe, paid installs
+	Sandbox           bool      `json:"sandbox"`                       // the developer installing their unpublished integration
 	RequestedAt       time.Time `json:"requested_at"`
 }
 
 // InstallCompleted: an integration is installed for a user with the scopes granted (install).
 type InstallCompleted struct {
-	InstallID     string    `json:"install_id"` // UUID of the user_integrations row
-	IntegrationID string    `json:"integration_id"`
-	Name          string    `json:"name"`
-	UserID        string    `json:"user_id"`
-	Scopes        []string  `json:"scopes"`
-	PaymentID     string    `json:"payment_id,omitempty"` // paid installs
-	InstalledAt   time.Time `json:"installed_at"`
+	InstallID     string   `json:"install_id"` // UUID of the user_integrations row
+	IntegrationID string   `json:"integration_id"`
+	Name          string   `json:"name"`
+	UserID        string   `json:"user_id"`
+	Scopes        []string `json:"scopes"`
+	PaymentID     string   `json:"payment_id,omitempty"` // paid installs
+	Sandbox       bool     `json:"sandbox"`              // the developer installing their unpublished integration
+	// TokensExpireAt is when the user's tokens, unclaimed, are deleted (zero: none were kept).
+	TokensExpireAt time.Time `json:"tokens_expire_at,omitzero"`
+	InstalledAt    time.Time `json:"installed_at"`
 }
 
 // InstallRevoked: an install was removed and its Logto grant revoked (uninstall).
@@ -146,6 +152,7 @@ type InstallRevoked struct {
 	Name          string    `json:"name"`
 	UserID        string    `json:"user_id"`
 	Reason        string    `json:"reason"` // Revoke*
+	Sandbox       bool      `json:"sandbox"`
 	RevokedAt     time.Time `json:"revoked_at"`
 }
 
@@ -231,4 +238,37 @@ type DataRecord struct {
 	Stream string          `json:"stream"`
 	Key    string          `json:"key"`
 	Data   json.RawMessage `json:"data"`
+}
+
+// LifecycleInstall: a user installed the integration (notify, from install.completed). The
+// user's tokens are not in it: the integration claims them once with its own M2M token at
+// POST /v1/integration/installs/{install_id}/token before TokensExpireAt.
+type LifecycleInstall struct {
+	InstallID      string    `json:"install_id"`
+	Integration    string    `json:"integration"` // the integration's name
+	UserID         string    `json:"user_id"`
+	Scopes         []string  `json:"scopes"` // granted
+	Sandbox        bool      `json:"sandbox"`
+	TokensExpireAt time.Time `json:"tokens_expire_at,omitzero"`
+	InstalledAt    time.Time `json:"installed_at"`
+}
+
+// LifecycleUninstall: the install ended (notify, from install.revoked); the grant is revoked.
+type LifecycleUninstall struct {
+	InstallID   string    `json:"install_id"`
+	Integration string    `json:"integration"`
+	UserID      string    `json:"user_id"`
+	Reason      string    `json:"reason"` // Revoke*
+	Sandbox     bool      `json:"sandbox"`
+	RevokedAt   time.Time `json:"revoked_at"`
+}
+
+// LifecycleRedact: the user's account was deleted; the integration must delete every piece of
+// data it holds about the user (notify, from install.revoked with reason user_deleted).
+type LifecycleRedact struct {
+	InstallID   string    `json:"install_id"`
+	Integration string    `json:"integration"`
+	UserID      string    `json:"user_id"`
+	Sandbox     bool      `json:"sandbox"`
+	RequestedAt time.Time `json:"requested_at"`
 }

@@ -19,7 +19,32 @@ const (
 	TypeDeveloperRoleChanged      = "com.myscrollr.connect.developer.role.changed"
 	TypeHealthChanged             = "com.myscrollr.connect.health.changed"
 	TypeDataReceived              = "com.myscrollr.connect.data.received"
+
+	// Lifecycle events: what an integration itself receives (notify delivers them on
+	// integrations.{name}.lifecycle and, for HTTP delivery, to POST {base_url}/lifecycle/<verb>).
+	TypeLifecycleInstall   = "com.myscrollr.connect.lifecycle.install"
+	TypeLifecycleUninstall = "com.myscrollr.connect.lifecycle.uninstall"
+	TypeLifecycleRedact    = "com.myscrollr.connect.lifecycle.redact"
 )
+
+// LifecycleTypes lists the lifecycle event types, the ones integrations receive.
+func LifecycleTypes() []string {
+	return []string{TypeLifecycleInstall, TypeLifecycleUninstall, TypeLifecycleRedact}
+}
+
+// LifecycleVerb is the last segment of a lifecycle type ("install", "uninstall", "redact"):
+// the path POST {base_url}/lifecycle/<verb> of HTTP delivery. It is "" for other types.
+func LifecycleVerb(eventType string) string {
+	switch eventType {
+	case TypeLifecycleInstall:
+		return "install"
+	case TypeLifecycleUninstall:
+		return "uninstall"
+	case TypeLifecycleRedact:
+		return "redact"
+	}
+	return ""
+}
 
 // Types lists every event type of the platform, in the order above.
 func Types() []string {
@@ -29,6 +54,7 @@ func Types() []string {
 		TypeInstallRevoked, TypePaymentSucceeded, TypePaymentFailed, TypeSubscriptionEnded,
 		TypeUserDeleted, TypeDeveloperRoleChanged, TypeHealthChanged, TypeDataReceived,
 		TypeIntegrationDeprecated, TypeIntegrationTierChanged, TypeVerificationRequested,
+		TypeLifecycleInstall, TypeLifecycleUninstall, TypeLifecycleRedact,
 	}
 }
 
@@ -70,6 +96,12 @@ func DataFor(eventType string) any {
 		return new(IntegrationTierChanged)
 	case TypeVerificationRequested:
 		return new(VerificationRequested)
+	case TypeLifecycleInstall:
+		return new(LifecycleInstall)
+	case TypeLifecycleUninstall:
+		return new(LifecycleUninstall)
+	case TypeLifecycleRedact:
+		return new(LifecycleRedact)
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func TestGoTypesFollowSchemas(t *testing.T) {
 				continue
 			}
 			required := slices.Contains(s.Required, name)
-			if omit := strings.Contains(opts, "omitempty"); omit == required {
+			if omit := strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero"); omit == required {
 				t.Errorf("%s: %q is required=%v in the schema but omitempty=%v in Go", typ, name, required, omit)
 			}
 			if got, want := p["type"], jsonType(f.Type); got != want {
@@ -79,6 +79,8 @@ func jsonType(t reflect.Type) string {
 		return "integer"
 	case t.Kind() == reflect.Float64:
 		return "number"
+	case t.Kind() == reflect.Bool:
+		return "boolean"
 	case t.Kind() == reflect.Slice:
 		return "array"
 	}
@@ -97,10 +99,10 @@ func TestValidate(t *testing.T) {
 		field string
 	}{
 		"missing field":   {`{"install_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90","integration_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91","name":"crypto-ticker","user_id":"u","reason":"user_deleted"}`, ""},
-		"unknown reason":  {`{"install_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90","integration_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91","name":"crypto-ticker","user_id":"u","reason":"bored","revoked_at":"2026-11-25T12:00:00Z"}`, "reason"},
-		"id not a uuid":   {`{"install_id":"nope","integration_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91","name":"crypto-ticker","user_id":"u","reason":"user_deleted","revoked_at":"2026-11-25T12:00:00Z"}`, "install_id"},
-		"time not a time": {`{"install_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90","integration_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91","name":"crypto-ticker","user_id":"u","reason":"user_deleted","revoked_at":"yesterday"}`, "revoked_at"},
-		"extra field":     {`{"install_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90","integration_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91","name":"crypto-ticker","user_id":"u","reason":"user_deleted","revoked_at":"2026-11-25T12:00:00Z","extra":1}`, ""},
+		"unknown reason":  {`{"install_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90","integration_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91","name":"crypto-ticker","user_id":"u","reason":"bored","sandbox":false,"revoked_at":"2026-11-25T12:00:00Z"}`, "reason"},
+		"id not a uuid":   {`{"install_id":"nope","integration_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91","name":"crypto-ticker","user_id":"u","reason":"user_deleted","sandbox":false,"revoked_at":"2026-11-25T12:00:00Z"}`, "install_id"},
+		"time not a time": {`{"install_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90","integration_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91","name":"crypto-ticker","user_id":"u","reason":"user_deleted","sandbox":false,"revoked_at":"yesterday"}`, "revoked_at"},
+		"extra field":     {`{"install_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90","integration_id":"0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91","name":"crypto-ticker","user_id":"u","reason":"user_deleted","sandbox":false,"revoked_at":"2026-11-25T12:00:00Z","extra":1}`, ""},
 		"not an object":   {`[1]`, ""},
 		"not JSON":        {`{`, ""},
 	}
