@@ -36,6 +36,12 @@ func (s *Stack) localValues() map[string]string {
 		"MANIFEST_ALLOW_LOOPBACK_HTTP": "true",
 		"INSTALL_CALLBACK_URL":         s.URL + "/v1/installs/callback",
 		"CLIENT_SECRET_KEYS":           s.clientSecretKeys,
+		"LIFECYCLE_SIGNING_KEYS":       s.lifecycleSigningKeys,
+		"STRIPE_WEBHOOK_SECRET":        s.stripeWebhookSecret,
+		// stripe-mock accepts any test-mode key.
+		"STRIPE_SECRET_KEY": envOr("STRIPE_SECRET_KEY", "sk_test_myscrollr_connect_dev"),
+		// Where the install callback sends the user's browser back: the front door's root here.
+		"FRONTEND_URL": envOr("FRONTEND_URL", s.URL+"/"),
 		// The cluster's service account issuer on Knative; the development identity server
 		// here. Its discovery document names the JWKS, so EVENTS_OIDC_JWKS_URL stays unset.
 		"EVENTS_OIDC_ISSUER": s.senderIssuer,
@@ -99,6 +105,8 @@ func (s *Stack) Secrets() map[string]string {
 		"LOGTO_M2M_APP_ID":          s.m2mID,
 		"LOGTO_M2M_APP_SECRET":      s.m2mSecret,
 		"CLIENT_SECRET_KEYS":        s.clientSecretKeys,
+		"LIFECYCLE_SIGNING_KEYS":    s.lifecycleSigningKeys,
+		"STRIPE_WEBHOOK_SECRET":     s.stripeWebhookSecret,
 	}
 	if s.eventingSecret != "" {
 		out["EVENTING_CLIENT_ID"] = EventingClientID

@@ -16,6 +16,7 @@ package stack
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -158,6 +159,11 @@ type Stack struct {
 	// clientSecretKeys seal integrations' client secrets (CLIENT_SECRET_KEYS, or one random
 	// key per run).
 	clientSecretKeys string
+	// lifecycleSigningKeys sign lifecycle deliveries (LIFECYCLE_SIGNING_KEYS, or one random
+	// ed25519 key per run); stripeWebhookSecret verifies Stripe webhooks
+	// (STRIPE_WEBHOOK_SECRET, or a random whsec_ per run).
+	lifecycleSigningKeys string
+	stripeWebhookSecret  string
 
 	// functionDB maps a function to the URL of its least-privilege login role (own cluster
 	// only); see functionDatabaseURL.
@@ -296,6 +302,16 @@ func (s *Stack) startServers(ctx context.Context) error {
 		key := make([]byte, 32)
 		rand.Read(key)
 		s.clientSecretKeys = "dev:" + base64.StdEncoding.EncodeToString(key)
+	}
+	s.lifecycleSigningKeys = os.Getenv("LIFECYCLE_SIGNING_KEYS")
+	if s.lifecycleSigningKeys == "" {
+		seed := make([]byte, ed25519.SeedSize)
+		rand.Read(seed)
+		s.lifecycleSigningKeys = "dev1:" + base64.StdEncoding.EncodeToString(seed)
+	}
+	s.stripeWebhookSecret = os.Getenv("STRIPE_WEBHOOK_SECRET")
+	if s.stripeWebhookSecret == "" {
+		s.stripeWebhookSecret = "whsec_" + randomHex(24)
 	}
 	return s.startIdentity(ctx)
 }
