@@ -61,6 +61,11 @@ type Integration struct {
 	DataSource *manifest.DataSource
 	App        *manifest.App
 
+	// AppID and AppSecret are the integration's Logto application (its OIDC client and, for
+	// the M2M token with which it claims install tokens, its client credentials), set by
+	// whoever registers it with the identity provider (the local stack).
+	AppID, AppSecret string
+
 	handler http.Handler
 }
 

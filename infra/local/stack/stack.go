@@ -256,6 +256,9 @@ func (s *Stack) start(ctx context.Context) error {
 			door.Close()
 		}
 	}()
+	if err := s.registerDemoApps(ctx); err != nil {
+		return err
+	}
 	for _, name := range names {
 		env, err := s.functionEnv(name)
 		if err != nil {
