@@ -156,6 +156,18 @@ type InstallRevoked struct {
 	RevokedAt     time.Time `json:"revoked_at"`
 }
 
+// InstallRevokeRequested: the payments ask for an install to end (stripe-webhook: a renewal
+// stayed unpaid past the grace period, a one-time purchase was refunded); uninstall revokes
+// the user's install of the integration, if there is one, and announces install.revoked with
+// this reason. A subscription that ended is announced by SubscriptionEnded instead.
+type InstallRevokeRequested struct {
+	IntegrationID string    `json:"integration_id"`
+	UserID        string    `json:"user_id"`
+	Reason        string    `json:"reason"`               // RevokePaymentFailed or RevokeRefunded
+	PaymentID     string    `json:"payment_id,omitempty"` // the payments row it is about
+	RequestedAt   time.Time `json:"requested_at"`
+}
+
 // PaymentSucceeded: Stripe confirmed a payment (stripe-webhook).
 type PaymentSucceeded struct {
 	PaymentID            string    `json:"payment_id"`       // UUID of the payments row
@@ -233,11 +245,16 @@ type DataReceived struct {
 
 // DataRecord is one record of a DataReceived: its stream, its key within the stream (the
 // integration, stream and key identify it; a later record with the same three replaces it)
-// and its data, a JSON object.
+// and its data, a JSON object. With the event's integration it is the standard record envelope
+// (schemas/json/record.json): the user it is about (optional), when the source observed it,
+// and the version of the contract it was validated against (optional).
 type DataRecord struct {
-	Stream string          `json:"stream"`
-	Key    string          `json:"key"`
-	Data   json.RawMessage `json:"data"`
+	Stream        string          `json:"stream"`
+	Key           string          `json:"key"`
+	User          string          `json:"user,omitempty"` // Logto user id
+	ObservedAt    time.Time       `json:"observed_at,omitzero"`
+	SchemaVersion string          `json:"schema_version,omitempty"`
+	Data          json.RawMessage `json:"data"`
 }
 
 // LifecycleInstall: a user installed the integration (notify, from install.completed). The

@@ -122,6 +122,10 @@ type DataSource struct {
 type Stream struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
+	// Key and Schema declare a push stream's records (ingest validates pushed records against
+	// them); a pull source serves them at GET /schema instead.
+	Key    []string        `json:"key,omitempty"`
+	Schema json.RawMessage `json:"schema,omitempty"`
 }
 
 // App is an app's contract.

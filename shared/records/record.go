@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/myscrollr/connect/shared/httpx"
@@ -22,11 +23,20 @@ type Source struct {
 }
 
 // Record is a valid, normalized record, ready to be stored: integration (the batch's Source),
-// stream and key identify it; Data is a JSON object.
+// stream and key identify it; Data is a JSON object. With the batch's Source it is the standard
+// record envelope, schemas/json/record.json: User, ObservedAt and SchemaVersion are optional
+// (zero: not known; Store.Write stamps a zero ObservedAt with its clock).
 type Record struct {
 	Stream string
 	Key    string
 	Data   json.RawMessage
+	// User is the Logto user id the record is about, "" when it is about no one user.
+	User string
+	// ObservedAt is when the source observed the record (a pushed event's time).
+	ObservedAt time.Time
+	// SchemaVersion is the version of the contract the record was validated against: the
+	// manifest version declaring a push stream's schema.
+	SchemaVersion string
 }
 
 // Rejection is a record refused with every reason found. Stream and Key are what could be read

@@ -69,16 +69,33 @@ func (s Store) Write(ctx context.Context, tx pgx.Tx, b Batch) (Result, error) {
 	recs := dedupe(b.Records)
 	res.Stored = len(recs)
 	if len(recs) > 0 {
-		streams, keys, data := make([]string, len(recs)), make([]string, len(recs)), make([]string, len(recs))
-		for i, r := range recs {
-			streams[i], keys[i], data[i] = r.Stream, r.Key, string(r.Data)
+		n := len(recs)
+		streams, keys, data := make([]string, n), make([]string, n), make([]string, n)
+		users, versions, observed := make([]*string, n), make([]*string, n), make([]time.Time, n)
+		for i := range recs {
+			r := &recs[i]
+			if r.ObservedAt.IsZero() {
+				r.ObservedAt = now
+			}
+			r.ObservedAt = r.ObservedAt.UTC()
+			streams[i], keys[i], data[i], observed[i] = r.Stream, r.Key, string(r.Data), r.ObservedAt
+			if r.User != "" {
+				users[i] = &r.User
+			}
+			if r.SchemaVersion != "" {
+				versions[i] = &r.SchemaVersion
+			}
 		}
-		rows, err := tx.Query(ctx, `INSERT INTO records AS r (integration_id, stream, key, data, created_at, updated_at)
-			SELECT $1, t.stream, t.key, t.data::jsonb, $5, $5
-			FROM unnest($2::text[], $3::text[], $4::text[]) AS t(stream, key, data)
-			ON CONFLICT (integration_id, stream, key) DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at
-			WHERE r.data IS DISTINCT FROM EXCLUDED.data
-			RETURNING r.stream, r.key`, b.Source.IntegrationID, streams, keys, data, now)
+		// A record is changed (updated and announced) when its data or its user differ; a
+		// later observation of the same data is not news.
+		rows, err := tx.Query(ctx, `INSERT INTO records AS r (integration_id, stream, key, data, user_id, observed_at, schema_version, created_at, updated_at)
+			SELECT $1, t.stream, t.key, t.data::jsonb, t.user_id, t.observed_at, t.schema_version, $5, $5
+			FROM unnest($2::text[], $3::text[], $4::text[], $6::text[], $7::timestamptz[], $8::text[])
+				AS t(stream, key, data, user_id, observed_at, schema_version)
+			ON CONFLICT (integration_id, stream, key) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id,
+				observed_at = EXCLUDED.observed_at, schema_version = EXCLUDED.schema_version, updated_at = EXCLUDED.updated_at
+			WHERE r.data IS DISTINCT FROM EXCLUDED.data OR r.user_id IS DISTINCT FROM EXCLUDED.user_id
+			RETURNING r.stream, r.key`, b.Source.IntegrationID, streams, keys, data, now, users, observed, versions)
 		if err != nil {
 			return res, fmt.Errorf("records: upsert: %w", err)
 		}
@@ -101,8 +118,8 @@ func (s Store) Write(ctx context.Context, tx pgx.Tx, b Batch) (Result, error) {
 			}
 		}
 		res.Changed = len(announce)
-		n, err := s.announce(ctx, tx, b.Source, announce, now)
-		res.Events = n
+		sent, err := s.announce(ctx, tx, b.Source, announce, now)
+		res.Events = sent
 		if err != nil {
 			return res, err
 		}
@@ -166,7 +183,8 @@ func (s Store) announce(ctx context.Context, tx pgx.Tx, src Source, recs []Recor
 		for _, chunk := range chunks(byStream[stream], s.MaxEventRecords, s.MaxEventBytes) {
 			items := make([]events.DataRecord, len(chunk))
 			for i, r := range chunk {
-				items[i] = events.DataRecord{Stream: r.Stream, Key: r.Key, Data: r.Data}
+				items[i] = events.DataRecord{Stream: r.Stream, Key: r.Key, User: r.User, ObservedAt: r.ObservedAt,
+					SchemaVersion: r.SchemaVersion, Data: r.Data}
 			}
 			ce, err := outbox.New(events.Source(s.Function), events.TypeDataReceived, events.DataReceived{
 				IntegrationID: src.IntegrationID, Name: src.Name, DeliveryMode: src.DeliveryMode,
