@@ -12,6 +12,9 @@ const (
 	TypeInstallRequested          = "com.myscrollr.connect.install.requested"
 	TypeInstallCompleted          = "com.myscrollr.connect.install.completed"
 	TypeInstallRevoked            = "com.myscrollr.connect.install.revoked" // an uninstall, whatever its cause
+	// An install must end for a reason of the payments (payment_failed, refunded); uninstall
+	// revokes it and announces install.revoked.
+	TypeInstallRevokeRequested = "com.myscrollr.connect.install.revoke.requested"
 	TypePaymentSucceeded          = "com.myscrollr.connect.payment.succeeded"
 	TypePaymentFailed             = "com.myscrollr.connect.payment.failed"
 	TypeSubscriptionEnded         = "com.myscrollr.connect.subscription.ended"
@@ -55,6 +58,7 @@ func Types() []string {
 		TypeUserDeleted, TypeDeveloperRoleChanged, TypeHealthChanged, TypeDataReceived,
 		TypeIntegrationDeprecated, TypeIntegrationTierChanged, TypeVerificationRequested,
 		TypeLifecycleInstall, TypeLifecycleUninstall, TypeLifecycleRedact,
+		TypeInstallRevokeRequested,
 	}
 }
 
@@ -76,6 +80,8 @@ func DataFor(eventType string) any {
 		return new(InstallCompleted)
 	case TypeInstallRevoked:
 		return new(InstallRevoked)
+	case TypeInstallRevokeRequested:
+		return new(InstallRevokeRequested)
 	case TypePaymentSucceeded:
 		return new(PaymentSucceeded)
 	case TypePaymentFailed:
