@@ -168,18 +168,6 @@ type InstallRevokeRequested struct {
 	RequestedAt   time.Time `json:"requested_at"`
 }
 
-// InstallRevokeRequested: the payments ask for an install to end (stripe-webhook: a renewal
-// stayed unpaid past the grace period, a one-time purchase was refunded); uninstall revokes
-// the user's install of the integration, if there is one, and announces install.revoked with
-// this reason. A subscription that ended is announced by SubscriptionEnded instead.
-type InstallRevokeRequested struct {
-	IntegrationID string    `json:"integration_id"`
-	UserID        string    `json:"user_id"`
-	Reason        string    `json:"reason"`               // RevokePaymentFailed or RevokeRefunded
-	PaymentID     string    `json:"payment_id,omitempty"` // the payments row it is about
-	RequestedAt   time.Time `json:"requested_at"`
-}
-
 // PaymentSucceeded: Stripe confirmed a payment (stripe-webhook).
 type PaymentSucceeded struct {
 	PaymentID            string    `json:"payment_id"`       // UUID of the payments row
