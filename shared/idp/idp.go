@@ -11,6 +11,15 @@
 // Logto's: header `typ: at+jwt` and `kid`; claims iss, sub, aud, client_id,
 // space-separated scope, iat, exp, jti.
 //
+// offline_access (with prompt=consent, as Logto wants it) adds a refresh token
+// to the authorization-code answer for confidential clients; grant_type
+// refresh_token renews the access token for the same client, subject, resource
+// and scopes (or fewer) while the user's grant to the application lives:
+// revoking the grant through the Management API (DELETE
+// /api/users/{userId}/grants/{grantId}) or deleting the application ends its
+// refresh tokens. Refresh tokens are not rotated here (Logto may rotate them;
+// a client that keeps the newest one it is given works with both).
+//
 // It also answers the Logto Management API routes the marketplace calls
 // (/api/applications..., /api/users/{id}/grants..., /api/resources...) from
 // an in-memory store, guarded by an M2M token for the resource

@@ -97,6 +97,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	g.ExpiresAt = now.Add(14 * 24 * time.Hour)
+	ar.GrantID = g.ID
 	s.store.mu.Unlock()
 	http.Redirect(w, r, s.issuer+"/auth/callback?id="+url.QueryEscape(ar.ID), http.StatusFound)
 }

@@ -149,6 +149,7 @@ func (s *Server) deleteApplication(w http.ResponseWriter, r *http.Request) {
 				delete(s.store.grants, id)
 			}
 		}
+		s.store.dropRefreshLocked(func(rt *refreshToken) bool { return rt.ClientID == a.ID })
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
@@ -320,6 +321,7 @@ func (s *Server) deleteGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	delete(s.store.grants, g.ID)
+	s.store.dropRefreshLocked(func(rt *refreshToken) bool { return rt.GrantID == g.ID })
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -21,7 +21,7 @@ type oidcServer struct {
 
 func (s *Server) buildHandler() error {
 	key := sha256.Sum256([]byte(s.issuer + randomID(32)))
-	cfg := &op.Config{CryptoKey: key, CodeMethodS256: true, AuthMethodPost: true}
+	cfg := &op.Config{CryptoKey: key, CodeMethodS256: true, AuthMethodPost: true, GrantTypeRefreshToken: true}
 	provider, err := op.NewProvider(cfg, s.store, op.StaticIssuer(s.issuer),
 		op.WithAllowInsecure(), op.WithLogger(s.log))
 	if err != nil {
@@ -101,6 +101,10 @@ func (o *oidcServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.
 	}
 	resp := &oidc.AccessTokenResponse{AccessToken: at, TokenType: oidc.BearerToken,
 		ExpiresIn: uint64(ttl.Seconds()), Scope: apiScopes}
+	if slices.Contains(ar.Granted, oidc.ScopeOfflineAccess) && ar.GrantID != "" && r.Client.AuthMethod() != oidc.AuthMethodNone {
+		resp.RefreshToken = st.newRefresh(refreshToken{GrantID: ar.GrantID, ClientID: ar.GetClientID(),
+			Subject: ar.Subject, Resource: resource, Scopes: apiScopes})
+	}
 	if slices.Contains(ar.Granted, oidc.ScopeOpenID) {
 		idt, err := op.CreateIDToken(ctx, op.IssuerFromContext(ctx), ar, r.Client.IDTokenLifetime(), at, r.Data.Code, st, r.Client)
 		if err != nil {
@@ -110,6 +114,46 @@ func (o *oidcServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.
 	}
 	_ = st.DeleteAuthRequest(ctx, ar.ID)
 	return op.NewResponse(resp), nil
+}
+
+// RefreshToken renews an access token with a refresh token obtained with offline_access,
+// for the client it was issued to, while its grant lives: revoking the grant (Management API
+// DELETE /api/users/{userId}/grants/{grantId}, or deleting the application) ends it. The
+// refresh token is not rotated (Logto rotates it when most of its lifetime has passed; a
+// client that stores the newest refresh token it is given works with both). A narrower
+// `scope` may be asked; `resource`, when given, must be the one of the authorization.
+func (o *oidcServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
+	rt, ok := o.s.store.lookupRefresh(r.Data.RefreshToken, o.s.now())
+	if !ok || rt.ClientID != r.Client.GetID() {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, revoked or expired")
+	}
+	if res := r.Form.Get("resource"); res != "" && res != rt.Resource {
+		return nil, oidc.ErrInvalidTarget().WithDescription("resource differs from the authorization")
+	}
+	scopes := rt.Scopes
+	if asked := []string(r.Data.Scopes); len(asked) > 0 {
+		scopes = nil
+		for _, sc := range asked {
+			if oidcScope(sc) {
+				continue
+			}
+			if !slices.Contains(rt.Scopes, sc) {
+				return nil, oidc.ErrInvalidScope().WithDescription("scope %s was not granted", sc)
+			}
+			scopes = append(scopes, sc)
+		}
+	}
+	aud := rt.Resource
+	if aud == "" {
+		aud = rt.ClientID
+	}
+	ttl := o.s.cfg.AccessTokenTTL
+	at, _, err := o.s.signAccessToken(rt.Subject, rt.ClientID, aud, scopes, ttl, nil)
+	if err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	return op.NewResponse(&oidc.AccessTokenResponse{AccessToken: at, TokenType: oidc.BearerToken,
+		RefreshToken: r.Data.RefreshToken, ExpiresIn: uint64(ttl.Seconds()), Scope: scopes}), nil
 }
 
 // ClientCredentialsExchange issues an M2M token for `resource` with the

@@ -2,6 +2,8 @@ package idp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -52,6 +54,7 @@ type authRequest struct {
 	Granted   []string
 	AuthTime  time.Time
 	Code      string
+	GrantID   string // the grant the consent recorded; a refresh token lives as long as it
 	done      bool
 	CreatedAt time.Time
 }
@@ -137,11 +140,24 @@ type store struct {
 	requests map[string]*authRequest
 	codes    map[string]string // code -> request id
 	grants   map[string]*grant
+	refresh  map[string]*refreshToken // sha256 hex of the token -> what it refreshes
+}
+
+// refreshToken is what a refresh token (offline_access) stands for: the grant it came from
+// and the access token it renews. It is valid while that grant exists and has not expired,
+// so revoking the grant through the Management API ends it (as in Logto, where a refresh
+// token belongs to its grant).
+type refreshToken struct {
+	GrantID  string
+	ClientID string
+	Subject  string
+	Resource string
+	Scopes   []string // API scopes of the access tokens it yields
 }
 
 func newStore(s *Server) *store {
 	return &store{s: s, apps: map[string]*application{}, requests: map[string]*authRequest{},
-		codes: map[string]string{}, grants: map[string]*grant{}}
+		codes: map[string]string{}, grants: map[string]*grant{}, refresh: map[string]*refreshToken{}}
 }
 
 func (st *store) addClient(c Client) error {
@@ -169,6 +185,48 @@ func (st *store) addClient(c Client) error {
 	}
 	st.apps[c.ID] = &application{Client: c, LegacySecret: c.Secret, CreatedAt: st.s.now()}
 	return nil
+}
+
+// newRefresh stores rt under a new random token and returns the token. Only the token's hash
+// is kept, as a real server would.
+func (st *store) newRefresh(rt refreshToken) string {
+	tok := randomID(43)
+	st.mu.Lock()
+	st.refresh[tokenHash(tok)] = &rt
+	st.mu.Unlock()
+	return tok
+}
+
+// lookupRefresh returns what tok refreshes while its grant exists and is unexpired at now.
+func (st *store) lookupRefresh(tok string, now time.Time) (refreshToken, bool) {
+	if tok == "" || len(tok) > 256 {
+		return refreshToken{}, false
+	}
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	rt, ok := st.refresh[tokenHash(tok)]
+	if !ok {
+		return refreshToken{}, false
+	}
+	g, ok := st.grants[rt.GrantID]
+	if !ok || !g.ExpiresAt.After(now) || g.UserID != rt.Subject || g.AppID != rt.ClientID {
+		return refreshToken{}, false
+	}
+	return *rt, true
+}
+
+// dropRefreshLocked deletes the refresh tokens matching drop; st.mu must be held.
+func (st *store) dropRefreshLocked(drop func(*refreshToken) bool) {
+	for h, rt := range st.refresh {
+		if drop(rt) {
+			delete(st.refresh, h)
+		}
+	}
+}
+
+func tokenHash(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
 }
 
 func (st *store) currentKey() *signingKey {

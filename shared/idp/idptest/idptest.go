@@ -26,6 +26,47 @@ func Consent(issuer, clientID, redirectURI, user string, scopes ...string) (stri
 	return code, err
 }
 
+// Follow opens authURL (an authorization request someone else built, such as the install
+// function's consent URL) as a browser would, signs in as user, answers the consent page
+// (allow or deny) and returns the URL the identity server redirects to, which starts with
+// redirectURI and carries code and state (or error).
+func Follow(authURL, redirectURI, user string, allow bool) (*url.URL, error) {
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Transport: &http.Transport{}, Timeout: 10 * time.Second,
+		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+			if strings.HasPrefix(req.URL.String(), redirectURI) {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}}
+	defer browser.CloseIdleConnections()
+	resp, err := browser.Get(authURL)
+	if err != nil {
+		return nil, err
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := formID.FindSubmatch(page)
+	if m == nil {
+		return nil, fmt.Errorf("idptest: no sign-in form: %d %s", resp.StatusCode, page)
+	}
+	consent := "deny"
+	if allow {
+		consent = "allow"
+	}
+	u := resp.Request.URL
+	resp, err = browser.PostForm(u.Scheme+"://"+u.Host+"/login", url.Values{"id": {string(m[1])}, "username": {user}, "consent": {consent}})
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, redirectURI) {
+		return nil, fmt.Errorf("idptest: consent answered %d, Location %q", resp.StatusCode, loc)
+	}
+	return url.Parse(loc)
+}
+
 // Authorize is Consent that also returns the PKCE code verifier, for a test that goes on to
 // exchange the code at the token endpoint.
 func Authorize(issuer, clientID, redirectURI, user string, scopes ...string) (code, verifier string, err error) {
