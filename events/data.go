@@ -179,6 +179,48 @@ type PaymentSucceeded struct {
 	PlatformFeeCents     int64     `json:"platform_fee_cents"`
 	Currency             string    `json:"currency"`
 	PaidAt               time.Time `json:"paid_at"`
+	// PendingInstallID is the pending install the Checkout Session was made for (install
+	// continues it to consent); absent on a subscription's renewals.
+	PendingInstallID string `json:"pending_install_id,omitempty"`
+}
+
+// PaymentRefunded: a payment was refunded in full (stripe-webhook). A refunded one-time
+// purchase also ends the install (install.revoke.requested, reason refunded).
+type PaymentRefunded struct {
+	PaymentID            string    `json:"payment_id"`
+	StripeObjectID       string    `json:"stripe_object_id"`
+	StripeSubscriptionID string    `json:"stripe_subscription_id,omitempty"`
+	IntegrationID        string    `json:"integration_id"`
+	UserID               string    `json:"user_id"`
+	AmountCents          int64     `json:"amount_cents"` // the amount refunded
+	Currency             string    `json:"currency"`
+	RefundedAt           time.Time `json:"refunded_at"`
+}
+
+// SubscriptionUpdated: a subscription's state changed (stripe-webhook), as the newest Stripe
+// object says; deliveries that arrive late never move it back.
+type SubscriptionUpdated struct {
+	StripeSubscriptionID string    `json:"stripe_subscription_id"`
+	IntegrationID        string    `json:"integration_id"`
+	UserID               string    `json:"user_id"`
+	Status               string    `json:"status"` // Stripe's subscription status
+	CancelAtPeriodEnd    bool      `json:"cancel_at_period_end"`
+	CurrentPeriodEnd     time.Time `json:"current_period_end,omitzero"`
+	UpdatedAt            time.Time `json:"updated_at"`
+}
+
+// DeveloperAccountUpdated: a developer's Stripe connected account changed (stripe-webhook):
+// whether it can take charges and receive payouts, or that it disconnected from the platform
+// (deauthorized), which unpublishes the developer's paid listings (Unpublished).
+type DeveloperAccountUpdated struct {
+	DeveloperID      string    `json:"developer_id"`
+	StripeAccountID  string    `json:"stripe_account_id"`
+	ChargesEnabled   bool      `json:"charges_enabled"`
+	PayoutsEnabled   bool      `json:"payouts_enabled"`
+	DetailsSubmitted bool      `json:"details_submitted"`
+	Deauthorized     bool      `json:"deauthorized"`
+	Unpublished      []string  `json:"unpublished,omitempty"` // integration ids taken out of the catalog
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // PaymentFailed: Stripe reported a failed payment (stripe-webhook).

@@ -35,8 +35,8 @@ func TestTypes(t *testing.T) {
 		}
 		payloads[rt] = typ
 	}
-	if len(seen) != 21 {
-		t.Errorf("%d types, want 21", len(seen))
+	if len(seen) != 24 {
+		t.Errorf("%d types, want 24", len(seen))
 	}
 	if events.DataFor("com.example.other") != nil {
 		t.Error("DataFor of a foreign type is not nil")

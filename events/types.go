@@ -14,14 +14,17 @@ const (
 	TypeInstallRevoked            = "com.myscrollr.connect.install.revoked" // an uninstall, whatever its cause
 	// An install must end for a reason of the payments (payment_failed, refunded); uninstall
 	// revokes it and announces install.revoked.
-	TypeInstallRevokeRequested = "com.myscrollr.connect.install.revoke.requested"
-	TypePaymentSucceeded          = "com.myscrollr.connect.payment.succeeded"
-	TypePaymentFailed             = "com.myscrollr.connect.payment.failed"
-	TypeSubscriptionEnded         = "com.myscrollr.connect.subscription.ended"
-	TypeUserDeleted               = "com.myscrollr.connect.user.deleted"
-	TypeDeveloperRoleChanged      = "com.myscrollr.connect.developer.role.changed"
-	TypeHealthChanged             = "com.myscrollr.connect.health.changed"
-	TypeDataReceived              = "com.myscrollr.connect.data.received"
+	TypeInstallRevokeRequested  = "com.myscrollr.connect.install.revoke.requested"
+	TypePaymentSucceeded        = "com.myscrollr.connect.payment.succeeded"
+	TypePaymentFailed           = "com.myscrollr.connect.payment.failed"
+	TypeSubscriptionEnded       = "com.myscrollr.connect.subscription.ended"
+	TypeSubscriptionUpdated     = "com.myscrollr.connect.subscription.updated"
+	TypePaymentRefunded         = "com.myscrollr.connect.payment.refunded"
+	TypeDeveloperAccountUpdated = "com.myscrollr.connect.developer.account.updated"
+	TypeUserDeleted             = "com.myscrollr.connect.user.deleted"
+	TypeDeveloperRoleChanged    = "com.myscrollr.connect.developer.role.changed"
+	TypeHealthChanged           = "com.myscrollr.connect.health.changed"
+	TypeDataReceived            = "com.myscrollr.connect.data.received"
 
 	// Lifecycle events: what an integration itself receives (notify delivers them on
 	// integrations.{name}.lifecycle and, for HTTP delivery, to POST {base_url}/lifecycle/<verb>).
@@ -58,6 +61,7 @@ func Types() []string {
 		TypeUserDeleted, TypeDeveloperRoleChanged, TypeHealthChanged, TypeDataReceived,
 		TypeIntegrationDeprecated, TypeIntegrationTierChanged, TypeVerificationRequested,
 		TypeLifecycleInstall, TypeLifecycleUninstall, TypeLifecycleRedact,
+		TypeSubscriptionUpdated, TypePaymentRefunded, TypeDeveloperAccountUpdated,
 		TypeInstallRevokeRequested,
 	}
 }
@@ -88,6 +92,12 @@ func DataFor(eventType string) any {
 		return new(PaymentFailed)
 	case TypeSubscriptionEnded:
 		return new(SubscriptionEnded)
+	case TypeSubscriptionUpdated:
+		return new(SubscriptionUpdated)
+	case TypePaymentRefunded:
+		return new(PaymentRefunded)
+	case TypeDeveloperAccountUpdated:
+		return new(DeveloperAccountUpdated)
 	case TypeUserDeleted:
 		return new(UserDeleted)
 	case TypeDeveloperRoleChanged:
