@@ -17,8 +17,11 @@ type Config struct {
 	// migrates; the migration Job or make dev does).
 	DatabaseURL string
 	// LogtoEndpoint (LOGTO_ENDPOINT, required) is the Logto base URL, e.g.
-	// http://127.0.0.1:3001; grants are revoked through its Management API.
+	// http://127.0.0.1:3001; grants are revoked through its Management API, and user tokens
+	// (DELETE /v1/installs/...) are issued by LogtoEndpoint + "/oidc".
 	LogtoEndpoint string
+	// APIResource (LOGTO_API_RESOURCE, required): the audience of user tokens.
+	APIResource string
 	// LogtoAppID and LogtoAppSecret (LOGTO_M2M_APP_ID, LOGTO_M2M_APP_SECRET, required) are
 	// the Management API machine-to-machine credentials.
 	LogtoAppID     string
@@ -32,7 +35,8 @@ type Config struct {
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL:             strings.TrimSpace(getenv("DATABASE_URL")),
-		LogtoEndpoint:           strings.TrimSpace(getenv("LOGTO_ENDPOINT")),
+		LogtoEndpoint:           strings.TrimSuffix(strings.TrimSpace(getenv("LOGTO_ENDPOINT")), "/"),
+		APIResource:             strings.TrimSpace(getenv("LOGTO_API_RESOURCE")),
 		LogtoAppID:              getenv("LOGTO_M2M_APP_ID"),
 		LogtoAppSecret:          getenv("LOGTO_M2M_APP_SECRET"),
 		LogtoManagementResource: strings.TrimSpace(getenv("LOGTO_MANAGEMENT_RESOURCE")),
@@ -53,6 +57,9 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("uninstall: Config.LogtoEndpoint (LOGTO_ENDPOINT): required"))
 	} else if !httpURL(c.LogtoEndpoint) {
 		errs = append(errs, fmt.Errorf("uninstall: Config.LogtoEndpoint (LOGTO_ENDPOINT): %q is not an http(s) URL", c.LogtoEndpoint))
+	}
+	if c.APIResource == "" {
+		errs = append(errs, errors.New("uninstall: Config.APIResource (LOGTO_API_RESOURCE): required"))
 	}
 	if c.LogtoAppID == "" {
 		errs = append(errs, errors.New("uninstall: Config.LogtoAppID (LOGTO_M2M_APP_ID): required"))

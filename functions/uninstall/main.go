@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/logto"
 	"github.com/myscrollr/connect/shared/runtime"
@@ -16,6 +17,14 @@ func main() {
 
 func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	v, err := auth.NewVerifier(ctx, auth.Config{
+		Issuer:   cfg.LogtoEndpoint + "/oidc",
+		Audience: cfg.APIResource,
+		Logger:   d.Logger,
+	}, nil)
 	if err != nil {
 		return runtime.Function{}, err
 	}
@@ -40,6 +49,7 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 	}
 	return runtime.Function{
 		Name:   "uninstall",
+		HTTP:   svc.Routes(v),
 		Events: svc.HandleEvent,
 		Ready:  pool.Ping,
 		Close:  func() error { pool.Close(); return nil },

@@ -19,7 +19,6 @@ import (
 	"github.com/myscrollr/connect/shared/inbox"
 	"github.com/myscrollr/connect/shared/logging"
 	"github.com/myscrollr/connect/shared/logto"
-	"github.com/myscrollr/connect/shared/outbox"
 )
 
 // consumer is this function's name in processed_events.
@@ -61,6 +60,10 @@ func (s *Service) HandleEvent(ctx context.Context, e event.Event) error {
 	switch e.Type() {
 	case events.TypeUserDeleted:
 		return s.userDeleted(ctx, e)
+	case events.TypeSubscriptionEnded:
+		return s.subscriptionEnded(ctx, e)
+	case events.TypeInstallRevokeRequested:
+		return s.revokeRequested(ctx, e)
 	}
 	return events.Permanent(fmt.Errorf("uninstall: event type %q is not handled here", e.Type()))
 }
@@ -122,13 +125,11 @@ func badText(s string, max int) string {
 type install struct {
 	ID, IntegrationID, Name string
 	LogtoAppID              *string
+	Sandbox                 bool
 }
 
 func (s *Service) userDeleted(ctx context.Context, e event.Event) error {
-	log := logging.From(ctx)
-	if log == slog.Default() {
-		log = s.log
-	}
+	log := s.logger(ctx)
 	if err := checkEvent(e); err != nil {
 		return err
 	}
@@ -151,9 +152,17 @@ func (s *Service) userDeleted(ctx context.Context, e event.Event) error {
 		return nil
 	}
 
+	// tx 1 of the protocol (revoke.go): mark every install before its grants go.
 	installs, err := userInstalls(ctx, s.pool, d.UserID, false)
 	if err != nil {
 		return err
+	}
+	if len(installs) > 0 {
+		if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			return lockAndMarkAll(ctx, tx, d.UserID, installs)
+		}); err != nil {
+			return err
+		}
 	}
 	revoked := map[string]bool{}
 	if err := s.revoke(ctx, d.UserID, installs, revoked); err != nil {
@@ -166,7 +175,15 @@ func (s *Service) userDeleted(ctx context.Context, e event.Event) error {
 		if err != nil || !claimed {
 			return err
 		}
-		// Read again under lock: an install made since the first read is revoked too.
+		// tx 2: lock (and mark) again, read again under lock: an install made since the first
+		// read is revoked too.
+		current, err := userInstalls(ctx, tx, d.UserID, false)
+		if err != nil {
+			return err
+		}
+		if err := lockAndMarkAll(ctx, tx, d.UserID, current); err != nil {
+			return err
+		}
 		installs, err := userInstalls(ctx, tx, d.UserID, true)
 		if err != nil {
 			return err
@@ -174,22 +191,9 @@ func (s *Service) userDeleted(ctx context.Context, e event.Event) error {
 		if err := s.revoke(ctx, d.UserID, installs, revoked); err != nil {
 			return err
 		}
-		now := s.now().UTC()
+		eventID := derivedEventID(e.Source(), e.ID())
 		for _, in := range installs {
-			if err := removeInstall(ctx, tx, in); err != nil {
-				return err
-			}
-			ce, err := outbox.New(events.Source(consumer), events.TypeInstallRevoked, events.InstallRevoked{
-				InstallID: in.ID, IntegrationID: in.IntegrationID, Name: in.Name, UserID: d.UserID,
-				Reason: events.RevokeUserDeleted, RevokedAt: now,
-			})
-			if err != nil {
-				return err
-			}
-			ce.SetID(uuid.NewSHA1(eventIDSpace, []byte(e.Source()+"\n"+e.ID()+"\n"+in.ID)).String())
-			ce.SetTime(now)
-			ce.SetSubject(in.ID)
-			if _, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "integration", AggregateID: in.IntegrationID, CloudEvent: ce}); err != nil {
+			if err := s.removeAndAnnounce(ctx, tx, in, d.UserID, events.RevokeUserDeleted, eventID); err != nil {
 				return err
 			}
 		}
@@ -202,6 +206,14 @@ func (s *Service) userDeleted(ctx context.Context, e event.Event) error {
 	}
 	log.Info("user's installs removed", slog.Int("installs", nInstalls), slog.Int("reviews", nReviews))
 	return nil
+}
+
+// logger is the request's logger (shared/logging), or the Service's.
+func (s *Service) logger(ctx context.Context) *slog.Logger {
+	if log := logging.From(ctx); log != slog.Default() {
+		return log
+	}
+	return s.log
 }
 
 // revoke revokes the user's grants to every application of installs not yet in done.
@@ -224,7 +236,7 @@ type querier interface {
 }
 
 func userInstalls(ctx context.Context, q querier, userID string, lock bool) ([]install, error) {
-	sql := `SELECT ui.id::text, ui.integration_id::text, i.name, i.logto_app_id
+	sql := `SELECT ui.id::text, ui.integration_id::text, i.name, i.logto_app_id, ui.sandbox
 		FROM user_integrations ui JOIN integrations i ON i.id = ui.integration_id
 		WHERE ui.user_id = $1 ORDER BY ui.installed_at, ui.id`
 	if lock {
