@@ -13,7 +13,7 @@ import (
 // Functions are the functions that use the database, each with a group role of its own
 // (FunctionRole) created by migrations 00004, 00005 and 00006 with exactly the privileges its SQL
 // needs.
-var Functions = []string{"catalog", "health-probe", "ingest", "logto-webhook", "notify", "poll", "registry", "relay", "stripe-webhook", "uninstall"}
+var Functions = []string{"catalog", "health-probe", "ingest", "install", "logto-webhook", "notify", "poll", "registry", "relay", "stripe-webhook", "uninstall"}
 
 // ReplicationFunction is the one function whose login role needs the REPLICATION attribute
 // (the relay reads logical replication). The attribute is never inherited through group
