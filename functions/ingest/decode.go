@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/myscrollr/connect/events/kafkace"
+	"github.com/myscrollr/connect/shared/httpx"
+	"github.com/myscrollr/connect/shared/records"
+)
+
+// Content types of POST /v1/ingest.
+const (
+	ContentTypeStructured = "application/cloudevents+json"
+	ContentTypeBatch      = "application/cloudevents-batch+json"
+)
+
+// item is one event of a request as decoded: its place in the batch, the event when it
+// decoded, or the problems that refuse it (pointers into the event, "/id", "/data/price").
+type item struct {
+	Index    int
+	ID       string // as far as it could be read
+	Event    *cloudevents.Event
+	Problems []records.Problem
+}
+
+// decodeRequest reads the events of a POST /v1/ingest whose body (already bounded) is body:
+// structured (one event, application/cloudevents+json), batched (a JSON array of structured
+// events, application/cloudevents-batch+json, at most maxBatch) or binary (ce-* headers, the
+// body is the data). A request that is refused as a whole is a *httpx.Problem; an event of a
+// batch that does not decode is an item with its problems, so the others go on.
+func decodeRequest(h http.Header, body []byte, maxBatch int) ([]item, error) {
+	ct := h.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	mt = strings.ToLower(mt)
+	switch {
+	case mt == ContentTypeBatch:
+		return decodeBatch(body, maxBatch)
+	case mt == ContentTypeStructured:
+		e, p := decodeStructured(body)
+		if p != nil {
+			return nil, httpx.BadRequest("malformed CloudEvent: "+p.String(), httpx.FieldError{Field: p.Field, Reason: p.Reason})
+		}
+		return []item{{ID: e.ID(), Event: e}}, nil
+	case strings.HasPrefix(mt, "application/cloudevents"):
+		return nil, httpx.BadRequest("unsupported event format", httpx.FieldError{Field: "Content-Type",
+			Reason: "must be " + ContentTypeStructured + ", " + ContentTypeBatch + " or binary mode (ce-* headers)"})
+	case h.Get("Ce-Specversion") != "":
+		e, p := decodeBinary(h, body)
+		if p != nil {
+			return nil, httpx.BadRequest("malformed CloudEvent: "+p.String(), httpx.FieldError{Field: p.Field, Reason: p.Reason})
+		}
+		return []item{{ID: e.ID(), Event: e}}, nil
+	}
+	return nil, httpx.BadRequest("not a CloudEvent", httpx.FieldError{Field: "Content-Type",
+		Reason: "must be " + ContentTypeStructured + ", " + ContentTypeBatch + ", or binary mode with a ce-specversion header"})
+}
+
+// decodeBatch splits a JSON array into its events, bounded by maxBatch before any event is
+// decoded.
+func decodeBatch(body []byte, maxBatch int) ([]item, error) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, httpx.BadRequest("a batch must be a JSON array of CloudEvents", httpx.FieldError{Field: "", Reason: "not a JSON array"})
+	}
+	if len(raws) == 0 {
+		return nil, httpx.BadRequest("empty batch", httpx.FieldError{Field: "", Reason: "must hold at least one event"})
+	}
+	if len(raws) > maxBatch {
+		return nil, httpx.BadRequest("batch too long", httpx.FieldError{Field: "",
+			Reason: "holds " + strconv.Itoa(len(raws)) + " events, at most " + strconv.Itoa(maxBatch)})
+	}
+	out := make([]item, len(raws))
+	for i, raw := range raws {
+		out[i].Index = i
+		e, p := decodeStructured(raw)
+		if p != nil {
+			out[i].ID = idOf(raw)
+			out[i].Problems = []records.Problem{*p}
+			continue
+		}
+		out[i].ID, out[i].Event = e.ID(), e
+	}
+	return out, nil
+}
+
+// decodeStructured decodes one structured-mode JSON event with the platform's strict decoder
+// (events/kafkace: the same rules as a record on Kafka).
+func decodeStructured(raw []byte) (*cloudevents.Event, *records.Problem) {
+	e, err := structured.Decode(&kgo.Record{
+		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(ContentTypeStructured)}},
+		Value:   raw,
+	})
+	if err != nil {
+		return nil, problemOf(err)
+	}
+	return &e, nil
+}
+
+// structured bounds one event as the body already is (the request's limit applies first).
+var structured = kafkace.Decoder{MaxValueBytes: 64 << 20}
+
+// decodeBinary decodes a binary-mode event: attributes from ce-* headers, the body as data.
+func decodeBinary(h http.Header, body []byte) (*cloudevents.Event, *records.Problem) {
+	req := &http.Request{Header: h.Clone(), Body: http.NoBody}
+	delete(req.Header, "Ce-") // a header named exactly "ce-" has no attribute name
+	if len(body) > 0 {
+		req.Body = nopCloser{bytes.NewReader(body)}
+	}
+	msg := cehttp.NewMessageFromHttpRequest(req)
+	if msg.ReadEncoding() != binding.EncodingBinary {
+		return nil, &records.Problem{Field: "/specversion", Reason: "not a binary-mode CloudEvent"}
+	}
+	e, err := binding.ToEvent(context.Background(), msg)
+	if err != nil {
+		return nil, &records.Problem{Reason: oneLine(err.Error())}
+	}
+	if err := e.Validate(); err != nil {
+		return nil, &records.Problem{Reason: oneLine(err.Error())}
+	}
+	return e, nil
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+// problemOf turns a decoder error into a problem naming the attribute.
+func problemOf(err error) *records.Problem {
+	var de *kafkace.DecodeError
+	if errors.As(err, &de) {
+		field := "/" + de.Attribute
+		switch de.Attribute {
+		case "record", "value", "headers", "content-type":
+			field = ""
+		}
+		return &records.Problem{Field: field, Reason: oneLine(de.Reason)}
+	}
+	return &records.Problem{Reason: oneLine(err.Error())}
+}
+
+// idOf reads the id of an event that did not decode, for its result, when it is a string.
+func idOf(raw []byte) string {
+	var v struct {
+		ID any `json:"id"`
+	}
+	if json.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	s, _ := v.ID.(string)
+	return records.Clean(s, 256)
+}
+
+func oneLine(s string) string {
+	return records.Clean(strings.Join(strings.Fields(s), " "), 300)
+}
