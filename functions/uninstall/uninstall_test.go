@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/idp/idptest"
 	"github.com/myscrollr/connect/shared/logto"
@@ -35,7 +36,8 @@ type bundle struct {
 	idp    *idp.Server
 	lc     *logto.Client
 	svc    *Service
-	events *httptest.Server // the function as the runtime serves it
+	events *httptest.Server // the function as the runtime serves it (HTTP routes and events)
+	v      *auth.Verifier
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -64,19 +66,24 @@ func setupUninstall(t *testing.T) bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := bundle{pool: pgtest.Pool(t), idp: s, lc: lc}
+	v, err := auth.NewVerifier(context.Background(), auth.Config{Issuer: s.Issuer(), Audience: idp.DefaultAPIResource, Logger: discard()}, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bundle{pool: pgtest.Pool(t), idp: s, lc: lc, v: v}
 	b.svc, b.events = b.serve(t, lc)
 	return b
 }
 
-// serve runs the function's event handler behind the runtime's HTTP stack.
+// serve runs the function's HTTP routes and event handler behind the runtime's HTTP stack.
 func (b bundle) serve(t *testing.T, r Revoker) (*Service, *httptest.Server) {
 	t.Helper()
 	svc, err := New(b.pool, r, discard(), func() time.Time { return testNow })
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := runtime.NewHandler(runtime.Function{Name: "uninstall", Events: svc.HandleEvent}, runtime.Deps{Logger: discard(), InsecureEvents: true})
+	h, err := runtime.NewHandler(runtime.Function{Name: "uninstall", HTTP: svc.Routes(b.v), Events: svc.HandleEvent},
+		runtime.Deps{Logger: discard(), InsecureEvents: true})
 	if err != nil {
 		t.Fatal(err)
 	}
