@@ -1,0 +1,38 @@
+// Command ingest accepts records pushed by push data sources, as CloudEvents, validates them
+// against the stream schemas their manifest version declares, normalizes them (the records
+// normalizer seam; records.Identity until the WASM normalizer is wired) and stores them in the
+// records table, whose changes reach connect.data through the outbox as poll's do.
+//
+// Two ways in, one pipeline (Service.accept):
+//
+//   - POST /v1/ingest: structured (application/cloudevents+json), binary (ce-* headers) or
+//     batched (application/cloudevents-batch+json) mode. The body is bounded
+//     (INGEST_MAX_BODY_BYTES, 413) before anything is parsed, a batch by INGEST_MAX_BATCH.
+//     The token must carry data:write and its client_id must be the push application of a
+//     push data source (integrations.push_client_id): the token names the integration, so a
+//     token of another client is refused 403. Each event gets a result (stored, duplicate, or
+//     refused with JSON pointers into the event and reasons); the answer is 200 when none was
+//     refused, 207 otherwise, so a partly bad batch keeps its good events.
+//   - POST /events: the KafkaSource of an integration's topic integrations.{name}.data
+//     delivers what the integration produced there (binary Kafka binding). The topic is the
+//     authority: the KafkaSource's ceOverrides set the extension pushintegration to the
+//     integration's name (one KafkaSource per push topic; an override wins over whatever the
+//     producer wrote). A refused event is permanent (dead letter), a stored or duplicate one
+//     done, a database failure retried.
+//
+// The convention of a pushed record: type com.myscrollr.connect.record.pushed, subject the
+// stream, data the record (a JSON object; datacontenttype application/json or absent), time
+// when the source observed it (optional), extension user the Logto user id it is about
+// (optional); source and id are the integration's own and together the replay key: an event
+// whose (source, id) was stored within INGEST_REPLAY_RETENTION is a duplicate and stored no
+// second time (table ingest_events, in the same transaction as the records).
+//
+// Rate limit: a token bucket per integration (INGEST_RATE events/s, INGEST_BURST), one token
+// per event, kept in the replica's memory; a request the bucket cannot pay for is refused
+// whole with 429 and Retry-After (seconds), before its body is read when the bucket is empty.
+// With n replicas an integration may get n times the rate; the gateway's per-client_id limit
+// is the global bound.
+//
+// Refused events are also written to record_rejections (delivery_mode push), where the
+// developer reads them.
+package main
