@@ -1,3 +1,8 @@
 module github.com/myscrollr/connect/wasmhost
 
 go 1.26.0
+
+require (
+	github.com/tetratelabs/wazero v1.12.0 // indirect
+	golang.org/x/sys v0.44.0 // indirect
+)
