@@ -21,10 +21,13 @@
 // a client that keeps the newest one it is given works with both).
 //
 // It also answers the Logto Management API routes the marketplace calls
-// (/api/applications..., /api/users/{id}/grants..., /api/resources...) from
-// an in-memory store, guarded by an M2M token for the resource
-// https://default.logto.app/api with scope "all". A completed consent creates
-// a grant, which the Management API lists and revokes.
+// (/api/applications..., /api/users/{id}/grants..., /api/resources...,
+// /api/roles...) from an in-memory store, guarded by an M2M token for the
+// resource https://default.logto.app/api with scope "all". A completed consent
+// creates a grant, which the Management API lists and revokes. A
+// machine-to-machine application created through it obtains, by client
+// credentials, the scopes of its MachineToMachine roles on the requested
+// resource, and none without a role (roles.go).
 //
 // Dev-only extras, enabled by [Config.DevEndpoints]: POST /dev/token mints a
 // token for any subject, scopes, client and audience; POST /dev/rotate-key

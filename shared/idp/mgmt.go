@@ -30,6 +30,7 @@ func (s *Server) mountManagement(mux *http.ServeMux) {
 	h("DELETE /api/users/{userId}/grants/{grantId}", s.deleteGrant)
 	h("GET /api/resources", s.listResources)
 	h("GET /api/resources/{id}/scopes", s.listResourceScopes)
+	s.mountRoles(mux)
 }
 
 func (s *Server) managementAuth(next http.HandlerFunc) http.HandlerFunc {

@@ -183,8 +183,9 @@ func (o *oidcServer) ClientCredentialsExchange(ctx context.Context, r *op.Client
 			return nil, oidc.ErrInvalidTarget().WithDescription("this application may not obtain tokens for this resource")
 		}
 		allowed = res.Scopes
-		if app.Scopes != nil {
-			allowed = slices.DeleteFunc(slices.Clone(allowed), func(s string) bool { return !slices.Contains(app.Scopes, s) })
+		if app.Scopes != nil { // its own list and its roles' scopes (roles.go)
+			mine := o.s.store.clientScopes(app)
+			allowed = slices.DeleteFunc(slices.Clone(allowed), func(s string) bool { return !slices.Contains(mine, s) })
 		}
 	}
 	granted := allowed

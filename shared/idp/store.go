@@ -141,6 +141,7 @@ type store struct {
 	codes    map[string]string // code -> request id
 	grants   map[string]*grant
 	refresh  map[string]*refreshToken // sha256 hex of the token -> what it refreshes
+	roles    map[string]*role         // roles.go; made on first use
 }
 
 // refreshToken is what a refresh token (offline_access) stands for: the grant it came from

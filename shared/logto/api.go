@@ -23,6 +23,13 @@ var routes = []route{
 	{http.MethodDelete, "/api/applications/{id}/legacy-secret"},
 	{http.MethodGet, "/api/users/{userId}/grants"},
 	{http.MethodDelete, "/api/users/{userId}/grants/{grantId}"},
+	{http.MethodGet, "/api/resources"},
+	{http.MethodGet, "/api/resources/{resourceId}/scopes"},
+	{http.MethodPost, "/api/roles"},
+	{http.MethodGet, "/api/roles/{id}"},
+	{http.MethodDelete, "/api/roles/{id}"},
+	{http.MethodGet, "/api/roles/{id}/applications"},
+	{http.MethodPost, "/api/roles/{id}/applications"},
 }
 
 type route struct{ Method, Path string }

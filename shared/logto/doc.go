@@ -1,7 +1,31 @@
 // Package logto is a client of the Logto Management API, the parts the
 // marketplace uses: one third-party application per integration (create,
-// user-consent scopes, secret rotation, delete) and user grants (list,
-// revoke per application).
+// user-consent scopes, secret rotation, delete), user grants (list, revoke
+// per application), and the credentials of push sources.
+//
+// # Push credentials
+//
+// A push source authenticates with the client credentials of a
+// machine-to-machine application whose role carries `data:write` on the API
+// resource. [Client.CreateM2M] makes all of it in one call and
+// [Client.DeleteM2M] removes it:
+//
+//	m, err := lc.CreateM2M(ctx, logto.NewM2M{Name: name, Resource: apiResource, Scopes: []string{auth.ScopeDataWrite}})
+//	// m.AppID is the client_id, m.Secret the client secret (shown once), m.RoleID the role.
+//	err = lc.DeleteM2M(ctx, logto.M2M{AppID: appID, RoleID: roleID})
+//
+// Steps: the scope names are resolved to scope ids ([Client.ScopeIDs]: the
+// resource found by its indicator in GET /api/resources, its scopes listed by
+// GET /api/resources/{id}/scopes; roles and consent take scope ids, which in
+// Logto are not the names), then POST /api/applications (type
+// MachineToMachine), POST /api/roles (type MachineToMachine, the scope ids),
+// POST /api/roles/{id}/applications. The role is its application's alone and
+// named after its id ("m2m <app id>"): role names are unique per tenant, so a
+// retried registration never collides with a leftover, and deleting one push
+// source's role never takes a scope from another. If a step fails, what was
+// made is deleted (best effort, logged) and the first error returned. The
+// primitives ([Client.CreateM2MApplication], [Client.CreateRole],
+// [Client.AssignRole], [Client.DeleteRole], ...) are exported for other uses.
 //
 // The client authenticates as a machine-to-machine application with the
 // client credentials grant at ${Endpoint}/oidc/token (resource
