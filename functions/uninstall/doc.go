@@ -36,7 +36,10 @@
 // either installed with a grant or with neither (TestInstallAndRevokeRacing simulates the
 // callback). One window remains that the mark cannot see: an install STARTED after the mark
 // whose callback runs while the revocation is between steps 1 and 3 (the user re-installs
-// within the second of uninstalling); see the report of the change that added this text.
+// within the second of uninstalling) may end with an install whose grant step 2 revoked, or a
+// grant whose install step 3 deleted. Closing it needs the callback to refuse also while a
+// revocation is in flight (a mark that tx 2 clears or completes, compared under the lock), a
+// change to the 00008 protocol on both sides.
 //
 // user.deleted follows the same steps for every install of the user: tx 1 locks (in
 // integration id order, so never deadlocking with the install side, which takes one lock) and
