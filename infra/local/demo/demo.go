@@ -5,16 +5,15 @@
 // check of the registry (shared/conformance) with loopback http allowed:
 //
 //   - every one: GET /health (schemas/json/health.json), the lifecycle callbacks POST
-//     /lifecycle/install and /lifecycle/uninstall, and the pages its manifest links to (icon,
+//     /lifecycle/install, /lifecycle/uninstall and /lifecycle/redact, and the pages its manifest links to (icon,
 //     screenshot, support, privacy);
 //   - the pull source: GET /schema and GET /data (schemas/json/pull-schema.json, pull-data.json);
 //   - the widget: GET /manifest (schemas/json/widget-manifest.json) and GET /bundle, the
 //     JavaScript module defining its custom element.
 //
-// The lifecycle callbacks answer an unsigned delivery 401, as an integration that verifies the
-// platform's Standard Webhooks signatures must; a delivery carrying a webhook-signature is
-// taken (204). Verifying the signature against the platform's published keys comes with the
-// signed deliveries of issue 8.
+// The lifecycle callbacks (lifecycle.go) verify the platform's Standard Webhooks signatures
+// with only its published keys (Servers.SetLifecycleKeysURL), dedupe by webhook-id, and show
+// what they accepted at GET /lifecycle/received.
 //
 // Seed writes each listing with its full manifest (category, tags, pricing, per-type block,
 // icon, screenshots, support and privacy pages), validated with loopback http allowed.
@@ -32,7 +31,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -66,7 +64,8 @@ type Integration struct {
 	// whoever registers it with the identity provider (the local stack).
 	AppID, AppSecret string
 
-	handler http.Handler
+	handler  http.Handler
+	receiver *receiver
 }
 
 // Version is the version every demo integration is registered at.
@@ -95,6 +94,7 @@ func (in Integration) Manifest() *manifest.Manifest {
 type Servers struct {
 	Integrations []Integration
 	servers      []*http.Server
+	receivers    []*receiver
 	wg           sync.WaitGroup
 }
 
@@ -111,10 +111,16 @@ func Start(log *slog.Logger, now func() time.Time) (*Servers, error) {
 			return nil, fmt.Errorf("demo: listen for %s: %w", in.Name, err)
 		}
 		in.BaseURL = "http://" + ln.Addr().String()
-		srv := &http.Server{Handler: in.handler,
+		// The lifecycle callbacks (lifecycle.go) beside what the integration serves.
+		in.receiver = newReceiver(now)
+		mux := http.NewServeMux()
+		in.receiver.routes(mux)
+		mux.Handle("/", in.handler)
+		srv := &http.Server{Handler: mux,
 			// Slow clients are cut off as at the functions (shared/runtime/timeouts.go).
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 90 * time.Second}
 		s.servers = append(s.servers, srv)
+		s.receivers = append(s.receivers, in.receiver)
 		s.Integrations = append(s.Integrations, in)
 		s.wg.Go(func() { _ = srv.Serve(ln) })
 		log.Info("demo integration running", "name", in.Name, "url", in.BaseURL)
@@ -219,25 +225,13 @@ func catalog(now func() time.Time) []Integration {
 	}
 }
 
-// base serves what every integration serves: health, lifecycle callbacks, and the pages its
-// manifest links to.
+// base serves what every integration serves: health and the pages its manifest links to (Start
+// adds the lifecycle callbacks).
 func base(title string, extra func(mux *http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]string{"status": "ok"})
 	})
-	lifecycle := func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
-		if r.Header.Get("Webhook-Signature") == "" {
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = io.WriteString(w, `{"title":"Unauthorized","status":401,"detail":"unsigned delivery: webhook-signature is required"}`)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}
-	mux.HandleFunc("POST /lifecycle/install", lifecycle)
-	mux.HandleFunc("POST /lifecycle/uninstall", lifecycle)
 	icon := []byte(fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="12" fill="#2b6cb0"/><text x="32" y="42" font-size="28" text-anchor="middle" fill="#fff">%s</text></svg>`, title[:1]))
 	screenshot := []byte(fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 640 400"><rect width="640" height="400" fill="#edf2f7"/><text x="320" y="210" font-size="32" text-anchor="middle">%s</text></svg>`, title))
 	svg := func(body []byte) http.HandlerFunc {

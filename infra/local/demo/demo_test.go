@@ -18,8 +18,8 @@ import (
 	"github.com/myscrollr/connect/shared/ssrf"
 )
 
-// Every demo integration answers its health check and lifecycle callbacks (an unsigned
-// delivery 401, a signed one 204), and the pull source serves records that its own schema
+// Every demo integration answers its health check and lifecycle callbacks (an unsigned or
+// badly signed delivery 401: lifecycle_test.go has the signed ones), and the pull source serves records that its own schema
 // describes.
 func TestDemoIntegrationsAnswer(t *testing.T) {
 	clock := new(atomic.Int64)
@@ -48,8 +48,8 @@ func TestDemoIntegrationsAnswer(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, in.BaseURL+"/lifecycle/uninstall", strings.NewReader("{}"))
 		req.Header.Set("Webhook-Signature", "v1a,c2lnbmF0dXJl")
 		resp, err = http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("%s signed /lifecycle/uninstall: %v %v", in.Name, resp, err)
+		if err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s badly signed /lifecycle/uninstall: %v %v", in.Name, resp, err)
 		}
 		resp.Body.Close()
 	}
