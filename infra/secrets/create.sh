@@ -2,26 +2,23 @@
 # Creates or updates every Secret the MyScrollr Connect functions and Knative objects need, in
 # namespace connect (README.md in this folder lists them, with the keys and who reads them).
 #
-#   infra/secrets/create.sh [-f values.env] [--dry-run] [--pending]
+#   infra/secrets/create.sh [-f values.env] [--dry-run]
 #
 # Values come from the environment, or from a file of KEY=value lines (-f; read as data, never
 # executed; the environment wins). Kafka credentials are read from the Secrets the Strimzi User
 # Operator writes (namespace $KAFKA_NAMESPACE, default kafka) unless given. Values are never
 # printed, nor passed on a command line: each goes through a file readable only by this user,
 # deleted on exit. --dry-run checks that every value is there and lists what would be written.
-# --pending also creates the Secrets of functions not deployed yet (infra/knative-pending).
 set -euo pipefail
 
 NAMESPACE="${NAMESPACE:-connect}"
 dry_run=0
-pending=0
 values_file=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-f) values_file="${2:?-f needs a file}"; shift 2 ;;
 	--dry-run) dry_run=1; shift ;;
-	--pending) pending=1; shift ;;
-	-h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,12p' "$0"; exit 0 ;;
 	*) echo "create.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -72,10 +69,7 @@ putv() {
 }
 
 # Database: one Secret per function, its own role (connect-db-<function>, key DATABASE_URL).
-functions=(catalog uninstall logto-webhook relay health-probe poll registry)
-if [ "$pending" = 1 ]; then
-	functions+=(install stripe-webhook notify ingest)
-fi
+functions=(catalog uninstall logto-webhook relay health-probe poll registry install stripe-webhook notify ingest)
 for fn in "${functions[@]}"; do
 	var="DATABASE_URL_$(printf '%s' "$fn" | tr 'a-z-' 'A-Z_')"
 	put "connect-db-$fn" DATABASE_URL "$var"
@@ -88,11 +82,9 @@ put connect-secrets LOGTO_M2M_APP_ID LOGTO_M2M_APP_ID
 put connect-secrets LOGTO_M2M_APP_SECRET LOGTO_M2M_APP_SECRET
 put connect-secrets LOGTO_WEBHOOK_SIGNING_KEY LOGTO_WEBHOOK_SIGNING_KEY
 put connect-secrets CLIENT_SECRET_KEYS CLIENT_SECRET_KEYS
-if [ "$pending" = 1 ]; then
-	put connect-secrets STRIPE_SECRET_KEY STRIPE_SECRET_KEY
-	put connect-secrets STRIPE_WEBHOOK_SECRET STRIPE_WEBHOOK_SECRET
-	put connect-secrets LIFECYCLE_SIGNING_KEY LIFECYCLE_SIGNING_KEY
-fi
+put connect-secrets STRIPE_SECRET_KEY STRIPE_SECRET_KEY
+put connect-secrets STRIPE_WEBHOOK_SECRET STRIPE_WEBHOOK_SECRET
+put connect-secrets LIFECYCLE_SIGNING_KEYS LIFECYCLE_SIGNING_KEYS
 
 # Kafka: connect-kafka-<x> holds the SCRAM-SHA-512 credentials of KafkaUser connect-<x>
 # (infra/kafka/20-users.yaml) and the cluster CA, with the keys eventing-kafka-broker reads
@@ -110,10 +102,7 @@ strimzi() {
 	return 0
 }
 strimzi "$KAFKA_CLUSTER-cluster-ca-cert" ca.crt KAFKA_CA_CRT
-kafka_users=(broker sinks relay)
-if [ "$pending" = 1 ]; then
-	kafka_users+=(ingest-source)
-fi
+kafka_users=(broker sinks relay ingest-source)
 for x in "${kafka_users[@]}"; do
 	var="KAFKA_PASSWORD_$(printf '%s' "$x" | tr 'a-z-' 'A-Z_')"
 	strimzi "connect-$x" password "$var"

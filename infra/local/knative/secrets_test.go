@@ -178,7 +178,10 @@ func TestCreateSecretsScript(t *testing.T) {
 		"LOGTO_M2M_APP_ID": marker + "5", "LOGTO_M2M_APP_SECRET": marker + "6",
 		"DATABASE_URL_MIGRATE": marker + "8", "DATABASE_URL_HEALTH_PROBE": marker + "h",
 		"DATABASE_URL_POLL": marker + "p", "DATABASE_URL_REGISTRY": marker + "r",
-		"CLIENT_SECRET_KEYS": marker + "k",
+		"CLIENT_SECRET_KEYS": marker + "k", "DATABASE_URL_INSTALL": marker + "i",
+		"DATABASE_URL_NOTIFY": marker + "n", "DATABASE_URL_INGEST": marker + "g",
+		"DATABASE_URL_STRIPE_WEBHOOK": marker + "s", "STRIPE_SECRET_KEY": marker + "sk",
+		"STRIPE_WEBHOOK_SECRET": marker + "wh", "LIFECYCLE_SIGNING_KEYS": marker + "lk",
 	}
 	run := func(t *testing.T, file string, extra ...string) (string, string, error) {
 		bin, log := fakeKubectl(t)
