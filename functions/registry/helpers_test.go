@@ -121,7 +121,8 @@ func startWith(t *testing.T, wrap func(Apps) Apps, checker Checker) bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Keys: b.keys, InstallCallbackURL: callback, AllowLoopbackHTTP: true, CheckTimeout: 5 * time.Second}
+	cfg := Config{Keys: b.keys, InstallCallbackURL: callback, AllowLoopbackHTTP: true, CheckTimeout: 5 * time.Second,
+		APIResource: idp.DefaultAPIResource}
 	var apps Apps = b.lc
 	if wrap != nil {
 		apps = wrap(b.lc)

@@ -25,6 +25,8 @@ type Registered struct {
 	ClientID     string      `json:"client_id"`
 	ClientSecret string      `json:"client_secret"`
 	Integration  Integration `json:"integration"`
+	// Push is the push application of a push data source (push.go), absent for others.
+	Push *PushCredentials `json:"push,omitempty"`
 }
 
 // register: validate, refuse a taken name, run the checks, create the Logto application, seal
@@ -75,6 +77,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 		return httpx.Unavailable("the identity provider could not create the application; try again", err)
 	}
 	log := logging.From(ctx)
+	var push *logto.M2M // the push application of a push source (push.go)
 	cleanup := func(cause error) error {
 		// Not the request's context: the client may be gone, the application must go anyway.
 		dctx, cancel := withDeadline(context.WithoutCancel(ctx))
@@ -82,6 +85,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 		if derr := s.apps.DeleteApplication(dctx, app.ID); derr != nil {
 			log.Error("registry: orphaned Logto application", slog.String("app_id", app.ID), slog.Any("error", derr))
 		}
+		s.deletePush(ctx, push)
 		return cause
 	}
 	if len(m.Scopes) > 0 {
@@ -95,6 +99,10 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 	if app.Secret == "" {
 		return cleanup(errors.New("registry: the new Logto application has no secret"))
 	}
+	if push, err = s.createPush(ctx, m); err != nil {
+		return cleanup(httpx.Unavailable("the identity provider could not create the push application; try again", err))
+	}
+	pushClient, pushRole := pushIDs(push)
 	id := uuid.New().String()
 	sealedSecret, err := s.keys.Seal([]byte(app.Secret), secretAAD(id))
 	if err != nil {
@@ -110,11 +118,11 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO integrations
 			(id, developer_id, logto_app_id, name, display_name, type, delivery_mode, description, base_url,
 			 category, tags, manifest, pricing_model, price_cents, currency, latest_version, client_secret_sealed,
-			 created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)`,
+			 created_at, updated_at, push_client_id, push_role_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19, $20)`,
 			id, p.Subject, app.ID, m.Name, m.DisplayName, m.Type, delivery, m.Description, m.BaseURL,
 			category(m), nonNil(m.Tags), doc, pricing.Model, pricing.PriceCents, currencyOf(pricing), m.Version,
-			sealedSecret, now); err != nil {
+			sealedSecret, now, pushClient, pushRole); err != nil {
 			if isUnique(err, "integrations_name_key") {
 				return nameTaken(m.Name)
 			}
@@ -140,7 +148,8 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusCreated, Registered{ClientID: app.ID, ClientSecret: app.Secret, Integration: *it})
+	httpx.WriteJSON(w, http.StatusCreated, Registered{ClientID: app.ID, ClientSecret: app.Secret, Integration: *it,
+		Push: s.pushCredentials(push)})
 	return nil
 }
 

@@ -50,6 +50,7 @@ type Apps interface {
 	AssignUserConsentScopes(ctx context.Context, appID string, s logto.ConsentScopes) error
 	DeleteApplication(ctx context.Context, id string) error
 	RotateSecret(ctx context.Context, appID string) (string, error)
+	PushApps // push sources' machine-to-machine applications (push.go)
 }
 
 // Service serves the registry's routes.
@@ -59,6 +60,7 @@ type Service struct {
 	checks   Checker
 	keys     *sealed.Keys
 	callback string
+	resource string // LOGTO_API_RESOURCE: the audience of push tokens (push.go)
 	opts     manifest.Options
 	timeout  time.Duration
 	log      *slog.Logger
@@ -83,7 +85,7 @@ func New(cfg Config, pool *pgxpool.Pool, apps Apps, checks Checker, log *slog.Lo
 		now = time.Now
 	}
 	return &Service{
-		pool: pool, apps: apps, checks: checks, keys: cfg.Keys, callback: cfg.InstallCallbackURL,
+		pool: pool, apps: apps, checks: checks, keys: cfg.Keys, callback: cfg.InstallCallbackURL, resource: cfg.APIResource,
 		opts: manifest.Options{AllowLoopbackHTTP: cfg.AllowLoopbackHTTP}, timeout: cfg.CheckTimeout,
 		log: log, now: now,
 	}, nil
