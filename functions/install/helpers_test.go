@@ -49,8 +49,12 @@ type logBuffer struct {
 	b  bytes.Buffer
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logBuffer) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 type bundle struct {
 	owner    *pgxpool.Pool // seeds and inspects, as the migration owner
@@ -268,6 +272,14 @@ func (b *bundle) start(t *testing.T, token string, body any, want int) StartResp
 		if err := json.Unmarshal(out, &r); err != nil {
 			t.Fatal(err)
 		}
+	}
+	return r
+}
+
+func decodeStart(t *testing.T, out []byte) StartResponse {
+	var r StartResponse
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Errorf("start answer %s: %v", out, err)
 	}
 	return r
 }

@@ -160,9 +160,11 @@ func secretAAD(integrationID string) []byte {
 	return []byte("integration " + integrationID + " client_secret")
 }
 
-func stateAAD(attemptID string) []byte    { return []byte("install attempt " + attemptID + " state") }
-func verifierAAD(attemptID string) []byte { return []byte("install attempt " + attemptID + " verifier") }
-func tokensAAD(installID string) []byte   { return []byte("install " + installID + " tokens") }
+func stateAAD(attemptID string) []byte { return []byte("install attempt " + attemptID + " state") }
+func verifierAAD(attemptID string) []byte {
+	return []byte("install attempt " + attemptID + " verifier")
+}
+func tokensAAD(installID string) []byte { return []byte("install " + installID + " tokens") }
 
 // random32 is 32 random bytes, base64url without padding (43 characters): a state or a PKCE
 // code verifier (RFC 7636: 43 to 128 characters).
