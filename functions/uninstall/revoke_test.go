@@ -17,12 +17,15 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/idp/idptest"
 	"github.com/myscrollr/connect/shared/logto"
+	"github.com/myscrollr/connect/shared/pgtest"
 )
 
 // token is a user access token for the API resource, as the identity server issues it.
@@ -524,4 +527,85 @@ func uninstallNoFatal(srv *httptest.Server, token, name string) (int, *httpx.Pro
 		return resp.StatusCode, &p
 	}
 	return resp.StatusCode, nil
+}
+
+// TestLeastPrivilege runs every path as the function's own database role (connect_uninstall,
+// migrations 00004 and 00008), so a query needing a privilege the role lacks fails here.
+func TestLeastPrivilege(t *testing.T) {
+	b := setupUninstall(t)
+	owner, fn := pgtest.FunctionURL(t, "uninstall")
+	open := func(u string) *pgxpool.Pool {
+		p, err := db.Open(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		return p
+	}
+	b.pool = open(owner) // seeds and inspects
+	_, srv := b.serveWith(t, open(fn), b.lc)
+	f := b.seed(t)
+
+	if status, p := uninstall(t, srv, b.token(t, "alice"), "crypto-ticker"); status != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %+v", status, p)
+	}
+	for _, e := range []event.Event{
+		endedEvent(t, events.TypeSubscriptionEnded, "evt-1", events.SubscriptionEnded{
+			StripeSubscriptionID: "sub_1", IntegrationID: f.intB, UserID: "alice", EndedAt: testNow}),
+		endedEvent(t, events.TypeInstallRevokeRequested, "evt-2", events.InstallRevokeRequested{
+			IntegrationID: f.intA, UserID: "bob", Reason: events.RevokePaymentFailed, RequestedAt: testNow}),
+		userDeletedEvent(t, "evt-3", "alice"),
+	} {
+		if status := post(t, srv, e); status != http.StatusOK {
+			t.Fatalf("%s: status %d", e.Type(), status)
+		}
+	}
+	if s := b.snapshot(t); s.Installs != 0 || s.Outbox != 3 || s.Processed != 3 || s.Reviews != 1 || b.marks(t) != 3 {
+		t.Fatalf("after: %+v, %d marks", s, b.marks(t))
+	}
+}
+
+// hookRevoker runs before once, just before the first grant revocation it is asked for.
+type hookRevoker struct {
+	Revoker
+	once   sync.Once
+	before func()
+}
+
+func (h *hookRevoker) RevokeGrants(ctx context.Context, user, app string) (int, error) {
+	h.once.Do(h.before)
+	return h.Revoker.RevokeGrants(ctx, user, app)
+}
+
+// TestCallbackBetweenMarkAndRevocation fixes the interleaving the mark exists for: the user,
+// installed, consents again (an install started before the DELETE); the code exchange happens
+// after tx 1 marked but before the grant is revoked, and the callback records only after the
+// DELETE finished. The callback must be refused, or the install would outlive its grant.
+func TestCallbackBetweenMarkAndRevocation(t *testing.T) {
+	b := setupUninstall(t)
+	ctx := context.Background()
+	app := b.app(t, "Racer")
+	intID := b.integration(t, "racer", &app)
+	b.consent(t, app, "carol")
+	b.install(t, "carol", intID)
+	var started time.Time
+	if err := b.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&started); err != nil {
+		t.Fatal(err)
+	}
+	hook := &hookRevoker{Revoker: b.lc, before: func() {
+		if _, err := consentOnce(b, app, "carol"); err != nil {
+			t.Error(err)
+		}
+	}}
+	_, srv := b.serve(t, hook)
+	if status, p := uninstall(t, srv, b.token(t, "carol"), "racer"); status != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %+v", status, p)
+	}
+	recorded, err := recordInstall(ctx, b, "carol", intID, app, started)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recorded || b.installed(t, "carol", intID) || len(b.grantApps(t, "carol")) != 0 {
+		t.Fatalf("recorded %v, installed %v, grants %v: want neither", recorded, b.installed(t, "carol", intID), b.grantApps(t, "carol"))
+	}
 }

@@ -78,7 +78,13 @@ func setupUninstall(t *testing.T) bundle {
 // serve runs the function's HTTP routes and event handler behind the runtime's HTTP stack.
 func (b bundle) serve(t *testing.T, r Revoker) (*Service, *httptest.Server) {
 	t.Helper()
-	svc, err := New(b.pool, r, discard(), func() time.Time { return testNow })
+	return b.serveWith(t, b.pool, r)
+}
+
+// serveWith is serve with the function's queries on pool.
+func (b bundle) serveWith(t *testing.T, pool *pgxpool.Pool, r Revoker) (*Service, *httptest.Server) {
+	t.Helper()
+	svc, err := New(pool, r, discard(), func() time.Time { return testNow })
 	if err != nil {
 		t.Fatal(err)
 	}
