@@ -24,6 +24,8 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
+const mgmtClient, mgmtSecret = "m2m", "m2m-secret"
+
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // clock is an injected clock tests move by hand.
@@ -47,7 +49,9 @@ const pricesManifest = `{"data_source": {"streams": [
 func setupIngest(t testing.TB, cfg Config) bundle {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s, done, err := idp.Start(ctx, "127.0.0.1:0", idp.Config{Logger: discard()})
+	s, done, err := idp.Start(ctx, "127.0.0.1:0", idp.Config{Logger: discard(),
+		// The Management API client, as the registry has it, to make push credentials.
+		Clients: []idp.Client{{ID: mgmtClient, Secret: mgmtSecret, Type: "MachineToMachine", ManagementAPI: true}}})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
