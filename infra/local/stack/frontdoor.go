@@ -26,12 +26,24 @@ type Route struct {
 var Routes = []Route{
 	{Method: http.MethodGet, Prefix: "/v1/integrations", Function: "catalog"},
 	{Method: http.MethodPost, Prefix: "/v1/webhooks/logto", Function: "logto-webhook"},
+	{Method: http.MethodPost, Prefix: "/v1/webhooks/stripe", Function: "stripe-webhook"},
 	// Records a pull source's polls refused (functions/poll/doc.go).
 	{Method: http.MethodGet, Prefix: "/v1/developer/integrations/*/rejections", Function: "poll"},
-	{Prefix: "/v1/developer/integrations", Function: "registry"},
+	// Lifecycle deliveries: the developer's log and redelivery, the integration's catch-up, the
+	// platform's public signing keys (functions/notify/doc.go).
+	{Prefix: "/v1/developer/integrations/*/deliveries", Function: "notify"},
+	{Method: http.MethodGet, Prefix: "/v1/integration/events", Function: "notify"},
+	{Method: http.MethodGet, Prefix: "/v1/lifecycle/keys", Function: "notify"},
+	{Prefix: "/v1/developer", Function: "registry"},
 	{Prefix: "/v1/admin", Function: "registry"},
 	{Method: http.MethodPut, Prefix: "/v1/integrations/*/reviews/mine", Function: "catalog"},
 	{Method: http.MethodDelete, Prefix: "/v1/integrations/*/reviews/mine", Function: "catalog"},
+	// Installs: a user's own revocation goes to uninstall, everything else to install
+	// (functions/install/doc.go), including the integration claiming a user's tokens.
+	{Method: http.MethodDelete, Prefix: "/v1/installs/*", Function: "uninstall"},
+	{Prefix: "/v1/installs", Function: "install"},
+	{Method: http.MethodPost, Prefix: "/v1/integration/installs/*/token", Function: "install"},
+	{Method: http.MethodPost, Prefix: "/v1/ingest", Function: "ingest"},
 }
 
 // listenFrontDoor binds the front door's address and sets s.URL; serveFrontDoor serves on it.

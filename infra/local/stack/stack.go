@@ -259,6 +259,10 @@ func (s *Stack) start(ctx context.Context) error {
 	if err := s.registerDemoApps(ctx); err != nil {
 		return err
 	}
+	if s.demo != nil {
+		// The demo apps verify lifecycle deliveries with the keys notify publishes.
+		s.demo.SetLifecycleKeysURL(s.URL + "/v1/lifecycle/keys")
+	}
 	for _, name := range names {
 		env, err := s.functionEnv(name)
 		if err != nil {
