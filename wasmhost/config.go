@@ -60,6 +60,10 @@ type Config struct {
 	// MaxModules (WASM_MAX_MODULES, default 64) is how many compiled modules are kept; the
 	// least recently used is dropped past it.
 	MaxModules int
+	// uninterruptible turns wazero's close-on-context-done off: only the benchmark that
+	// measured the decision (docs/decisions/0009) sets it; without it a spinning guest
+	// cannot be stopped.
+	uninterruptible bool
 	// Logger receives guests' log output and the host's own notes (nil: slog.Default()).
 	Logger *slog.Logger
 }

@@ -207,4 +207,3 @@ func bytesOf(b []byte) [][]byte {
 	}
 	return out
 }
-

@@ -59,7 +59,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithCompilationCache(cache).
 		WithMemoryLimitPages(cfg.MaxMemoryPages).
-		WithCloseOnContextDone(true).
+		WithCloseOnContextDone(!cfg.uninterruptible).
 		WithCoreFeatures(api.CoreFeaturesV2))
 	if err := instantiateWASI(ctx, h.rt); err != nil {
 		_ = h.rt.Close(ctx)
@@ -182,6 +182,19 @@ func (h *Host) Load(ctx context.Context, wasm []byte) (*Module, error) {
 		oldest.drop(ctx)
 	}
 	return m, nil
+}
+
+// Get returns the module with the given sha256 if it is loaded, or nil: a caller that stores
+// modules loads the bytes only when Get has none.
+func (h *Host) Get(sha256 string) *Module {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.modules[sha256]
+	if m != nil {
+		h.tick++
+		m.used = h.tick
+	}
+	return m
 }
 
 // Module is a compiled transform with its pool of instances.

@@ -270,42 +270,5 @@ func itemPointer(p string) (int, string, bool) {
 // ("/stream", "/data/price_cents"). The error means the normalizer failed as a whole: nothing
 // of the batch should be stored.
 func CheckPull(ctx context.Context, src Source, sch *PullSchema, items []PullItem, n Normalizer) ([]Record, []Rejection, error) {
-	var good []Record
-	var bad []Rejection
-	for _, it := range items {
-		rej := Rejection{Stream: it.Stream, Sample: string(it.Raw), Problems: it.Problems}
-		if len(rej.Problems) > 0 {
-			bad = append(bad, rej)
-			continue
-		}
-		st := sch.Stream(it.Stream)
-		if st == nil {
-			rej.Problems = []Problem{{Field: "/stream", Reason: fmt.Sprintf("stream %q is not declared at GET /schema", it.Stream)}}
-			bad = append(bad, rej)
-			continue
-		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, it.RawData); err != nil {
-			rej.Problems = []Problem{{Field: "/data", Reason: "not valid JSON"}}
-			bad = append(bad, rej)
-			continue
-		}
-		rec, problems, err := Check(ctx, src, st, it.Data, compact.Bytes(), n)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(problems) > 0 {
-			for i := range problems {
-				problems[i].Field = "/data" + problems[i].Field
-			}
-			if key, kp := deriveKey(st.Key, it.Data); len(kp) == 0 {
-				rej.Key = key
-			}
-			rej.Problems = problems
-			bad = append(bad, rej)
-			continue
-		}
-		good = append(good, rec)
-	}
-	return good, bad, nil
+	return checkPullBatch(ctx, src, sch, items, AsBatch(n)) // normalize.go
 }
