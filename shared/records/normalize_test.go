@@ -73,7 +73,7 @@ func TestCheckPullBatch(t *testing.T) {
 			got = append(got, r.Key+" "+p.String())
 		}
 	}
-	want := "b /data/n: odd\n /data/n: got string, want integer\nd /data: normalizer output is not a JSON object"
+	want := "b /data/n: odd\nc /data/n: got string, want integer\nd /data: normalizer output is not a JSON object"
 	if strings.Join(got, "\n") != want {
 		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
 	}
