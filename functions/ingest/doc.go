@@ -3,6 +3,11 @@
 // normalizer seam; records.Identity until the WASM normalizer is wired) and stores them in the
 // records table, whose changes reach connect.data through the outbox as poll's do.
 //
+// # Routes
+//
+//	POST /v1/ingest   push records (data:write of a push source's push application): 200 or 207 with a result per event
+//	POST /events      the KafkaSource of integrations.{name}.data, and the replay-key pruning tick (PingSource)
+//
 // Two ways in, one pipeline (Service.accept):
 //
 //   - POST /v1/ingest: structured (application/cloudevents+json), binary (ce-* headers) or

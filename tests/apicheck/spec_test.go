@@ -24,7 +24,7 @@ import (
 )
 
 // The functions the description covers, relative to this package.
-var functionDirs = []string{"../../functions/registry", "../../functions/catalog"}
+var functionDirs = []string{"../../functions/registry", "../../functions/catalog", "../../functions/ingest"}
 
 func specBytes(t testing.TB) []byte {
 	t.Helper()
@@ -296,6 +296,7 @@ var structSchemas = []struct {
 	{"registry", "Uptime", "Uptime", false},
 	{"registry", "IntegrationList", "IntegrationList", false},
 	{"registry", "Registered", "Registered", false},
+	{"registry", "PushCredentials", "PushCredentials", false},
 	{"registry", "SecretRotated", "SecretRotated", false},
 	{"registry", "Queue", "Queue", false},
 	{"registry", "QueueItem", "QueueItem", false},
@@ -316,6 +317,8 @@ var structSchemas = []struct {
 	{"catalog", "ReviewsPage", "ReviewsPage", false},
 	{"catalog", "ReviewInput", "ReviewInput", true},
 	{"catalog", "MyReview", "MyReview", false},
+	{"ingest", "Results", "IngestResults", false},
+	{"ingest", "Result", "IngestResult", false},
 }
 
 // goField is a JSON member of a Go struct.
