@@ -175,12 +175,13 @@ const (
 // on; the reason for each is written beside the Trigger (infra/knative/40-triggers.yaml and
 // infra/knative-pending). Events of one key are delivered in order only by an ordered Trigger.
 var DeliveryOrders = map[string]string{
-	"com.myscrollr.connect.install.completed":      Ordered,   // an integration's lifecycle, in commit order
-	"com.myscrollr.connect.install.revoked":        Ordered,   // same
-	"com.myscrollr.connect.developer.role.changed": Ordered,   // last change must win (no Trigger today)
-	"com.myscrollr.connect.user.deleted":           Unordered, // terminal and idempotent
-	"com.myscrollr.connect.subscription.ended":     Unordered, // terminal per subscription, idempotent
-	"com.myscrollr.connect.payment.succeeded":      Unordered, // each payment stands alone, idempotent
+	"com.myscrollr.connect.install.completed":        Ordered,   // an integration's lifecycle, in commit order
+	"com.myscrollr.connect.install.revoked":          Ordered,   // same
+	"com.myscrollr.connect.developer.role.changed":   Ordered,   // last change must win (no Trigger today)
+	"com.myscrollr.connect.user.deleted":             Unordered, // terminal and idempotent
+	"com.myscrollr.connect.subscription.ended":       Unordered, // terminal per subscription, idempotent
+	"com.myscrollr.connect.install.revoke.requested": Unordered, // terminal per install, idempotent
+	"com.myscrollr.connect.payment.succeeded":        Unordered, // each payment stands alone, idempotent
 }
 
 // CheckDeliveryOrder checks that each Trigger sets a valid delivery order (anything else makes

@@ -41,7 +41,8 @@ func (s *Stack) localValues() map[string]string {
 		// stripe-mock accepts any test-mode key.
 		"STRIPE_SECRET_KEY": envOr("STRIPE_SECRET_KEY", "sk_test_myscrollr_connect_dev"),
 		// Where the install callback sends the user's browser back: the front door's root here.
-		"FRONTEND_URL": envOr("FRONTEND_URL", s.URL+"/"),
+		"FRONTEND_URL":         envOr("FRONTEND_URL", s.URL+"/"),
+		"PLATFORM_FEE_PERCENT": envOr("PLATFORM_FEE_PERCENT", "15"),
 		// The cluster's service account issuer on Knative; the development identity server
 		// here. Its discovery document names the JWKS, so EVENTS_OIDC_JWKS_URL stays unset.
 		"EVENTS_OIDC_ISSUER": s.senderIssuer,
