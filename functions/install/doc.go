@@ -6,10 +6,10 @@
 //
 //	POST /v1/installs                            user: {integration, scopes?} -> consent URL, pending install or the install
 //	GET  /v1/installs                            user: their installs (scopes granted, sandbox, installed_at, subscription)
-//	GET  /v1/installs/callback?code&state        browser redirect from the consent page (no token): 303 to FRONTEND_URL
+//	GET  /v1/installs/callback                   browser redirect (code, state) from the consent page (no token): 303 to FRONTEND_URL
 //	POST /v1/integration/installs/{id}/token     the integration (its own token): the user's tokens, once
 //
-// DELETE /v1/installs/{integration} is functions/uninstall's.
+// The uninstall route (DELETE on /v1/installs/{integration}) is functions/uninstall's.
 //
 // User routes take any valid user token of the API resource (LOGTO_API_RESOURCE): no scope is
 // required, because installing is what every signed-in user may do and the consent page is

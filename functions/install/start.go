@@ -270,8 +270,8 @@ var (
 )
 
 // ContinueAfterPayment is the seam the payments work (issue 9) calls once the payment of a
-// paid install has succeeded: it turns pending install pendingID (the pending_install_id of
-// POST /v1/installs, status awaiting_payment) into the consent step, recording paymentID
+// paid install has succeeded: it turns pending install pendingID (the pending_install_id
+// answered by POST /v1/installs, status awaiting_payment) into the consent step, recording paymentID
 // (payments.id, a UUID) to be carried by install.completed, and returns the consent URL to
 // send the user's browser to. Calling it again with the same payment returns a consent URL for
 // the same attempt while its state is valid (and a fresh state once it expired), so a retried
