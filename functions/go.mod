@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/myscrollr/connect/events v0.0.0-00010101000000-000000000000
 	github.com/myscrollr/connect/shared v0.0.0-00010101000000-000000000000
+	github.com/myscrollr/connect/wasmhost v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -80,3 +81,5 @@ replace github.com/myscrollr/connect/schemas => ../schemas
 replace github.com/myscrollr/connect/events => ../events
 
 replace github.com/myscrollr/connect/infra/local => ../infra/local
+
+replace github.com/myscrollr/connect/wasmhost => ../wasmhost

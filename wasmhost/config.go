@@ -178,3 +178,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	return c, c.validate()
 }
+
+// EffectiveMaxModuleBytes is the module size bound c gives (its default when unset): callers
+// bound an upload's body by it.
+func EffectiveMaxModuleBytes(c Config) int { return c.withDefaults().MaxModuleBytes }

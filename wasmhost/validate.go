@@ -130,3 +130,6 @@ func sigString(params, results []api.ValueType) string {
 	}
 	return name(params) + " -> " + name(results)
 }
+
+// WasmMediaType is the media type of a WebAssembly module (an upload's Content-Type).
+const WasmMediaType = "application/wasm"

@@ -8,6 +8,7 @@ import (
 	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/runtime"
+	"github.com/myscrollr/connect/wasmhost"
 )
 
 func main() {
@@ -31,8 +32,20 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	svc, err := New(cfg, pool, d.Logger, time.Now, nil)
+	wcfg, err := wasmhost.ConfigFromEnv(os.Getenv)
 	if err != nil {
+		pool.Close()
+		return runtime.Function{}, err
+	}
+	wcfg.Logger = d.Logger
+	host, err := wasmhost.New(ctx, wcfg)
+	if err != nil {
+		pool.Close()
+		return runtime.Function{}, err
+	}
+	svc, err := New(cfg, pool, d.Logger, time.Now, wasmNormalizer{host: host, pool: pool})
+	if err != nil {
+		_ = host.Close(context.Background())
 		pool.Close()
 		return runtime.Function{}, err
 	}
@@ -41,6 +54,6 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 		HTTP:   svc.Routes(v),
 		Events: svc.HandleEvent,
 		Ready:  pool.Ping,
-		Close:  func() error { pool.Close(); return nil },
+		Close:  func() error { pool.Close(); return host.Close(context.Background()) },
 	}, nil
 }

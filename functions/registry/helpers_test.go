@@ -134,6 +134,7 @@ func startWith(t *testing.T, wrap func(Apps) Apps, checker Checker) bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc.enableTransforms(testWasmHost(t)) // transform_test.go
 	v, err := auth.NewVerifier(context.Background(), auth.Config{Issuer: s.Issuer(), Audience: idp.DefaultAPIResource, Logger: discard()}, hc)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/logto"
 	"github.com/myscrollr/connect/shared/runtime"
+	"github.com/myscrollr/connect/wasmhost"
 )
 
 func main() {
@@ -51,10 +52,22 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 		pool.Close()
 		return runtime.Function{}, err
 	}
+	wcfg, err := wasmhost.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		pool.Close()
+		return runtime.Function{}, err
+	}
+	wcfg.Logger = d.Logger
+	host, err := wasmhost.New(ctx, wcfg)
+	if err != nil {
+		pool.Close()
+		return runtime.Function{}, err
+	}
+	svc.enableTransforms(host, wasmhost.EffectiveMaxModuleBytes(wcfg))
 	return runtime.Function{
 		Name:  "registry",
 		HTTP:  svc.Routes(v),
 		Ready: pool.Ping,
-		Close: func() error { pool.Close(); return nil },
+		Close: func() error { pool.Close(); return host.Close(context.Background()) },
 	}, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/myscrollr/connect/shared/manifest"
 	"github.com/myscrollr/connect/shared/outbox"
 	"github.com/myscrollr/connect/shared/sealed"
+	"github.com/myscrollr/connect/wasmhost"
 )
 
 // source is the CloudEvent source of this function's events.
@@ -65,6 +66,9 @@ type Service struct {
 	timeout  time.Duration
 	log      *slog.Logger
 	now      func() time.Time
+
+	wasm          *wasmhost.Host // transform.go; nil: the transform routes answer 503
+	wasmMaxModule int            // the upload bound (wasmhost.Config.MaxModuleBytes)
 }
 
 // New returns a Service. now stamps every change (nil: time.Now).
@@ -110,6 +114,8 @@ func (s *Service) Routes(v *auth.Verifier) http.Handler {
 	dev("POST /v1/developer/integrations/{name}/deprecate", s.deprecate)
 	dev("POST /v1/developer/integrations/{name}/secret", s.rotateSecret)
 	dev("POST /v1/developer/integrations/{name}/verification", s.requestVerification)
+	dev("PUT /v1/developer/integrations/{name}/versions/{version}/transform", s.putTransform)
+	dev("POST /v1/developer/integrations/{name}/versions/{version}/transform/try", s.tryTransform)
 	admin("GET /v1/admin/verifications", s.verificationQueue)
 	admin("POST /v1/admin/integrations/{name}/tier", s.setTier)
 	return mux
