@@ -24,7 +24,7 @@ import (
 )
 
 // The functions the description covers, relative to this package.
-var functionDirs = []string{"../../functions/registry", "../../functions/catalog", "../../functions/install"}
+var functionDirs = []string{"../../functions/registry", "../../functions/catalog", "../../functions/ingest", "../../functions/install"}
 
 func specBytes(t testing.TB) []byte {
 	t.Helper()
@@ -296,6 +296,7 @@ var structSchemas = []struct {
 	{"registry", "Uptime", "Uptime", false},
 	{"registry", "IntegrationList", "IntegrationList", false},
 	{"registry", "Registered", "Registered", false},
+	{"registry", "PushCredentials", "PushCredentials", false},
 	{"registry", "SecretRotated", "SecretRotated", false},
 	{"registry", "Queue", "Queue", false},
 	{"registry", "QueueItem", "QueueItem", false},
@@ -321,6 +322,8 @@ var structSchemas = []struct {
 	{"install", "Install", "Install", false},
 	{"install", "InstallList", "InstallList", false},
 	{"install", "ClaimResponse", "ClaimResponse", false},
+	{"ingest", "Results", "IngestResults", false},
+	{"ingest", "Result", "IngestResult", false},
 }
 
 // goField is a JSON member of a Go struct.
