@@ -119,5 +119,5 @@ func Revoke(ctx context.Context, adm *kadm.Client, name string) error {
 // acl is the one rule of c: ALLOW User:{user} WRITE and DESCRIBE on the LITERAL topic.
 func acl(c Credentials) *kadm.ACLBuilder {
 	return kadm.NewACLs().Topics(c.Topic).ResourcePatternType(kadm.ACLPatternLiteral).
-		Allow("User:" + c.User).AllowHosts("*").Operations(kadm.OpWrite, kadm.OpDescribe)
+		Allow("User:"+c.User).AllowHosts("*").Operations(kadm.OpWrite, kadm.OpDescribe)
 }
