@@ -52,5 +52,7 @@
 // Records on the Broker topic that are not valid CloudEvents are logged and skipped (the
 // relay writes the topic through the events package, which only encodes valid events). A
 // KafkaSource record is decoded as a CloudEvent when it has a ce_specversion header; otherwise,
-// or when that fails, it is wrapped as a dev.knative.kafka.event (see KafkaEvent).
+// or when that fails, it is wrapped as a dev.knative.kafka.event (see KafkaEvent). Either way
+// the source's spec.ceOverrides.extensions are then set on the event, replacing what the
+// producer wrote, as Knative does: ingest trusts its pushintegration extension because of it.
 package dispatch

@@ -16,20 +16,31 @@ import (
 const KafkaEventType = "dev.knative.kafka.event"
 
 // sourceEvent is what a KafkaSource delivers for rec: the CloudEvent it carries when it has
-// a ce_specversion header and decodes, else KafkaEvent(rec).
+// a ce_specversion header and decodes, else KafkaEvent(rec); either way with the source's
+// ceOverrides applied.
 func sourceEvent(src *knative.KafkaSource, rec *kgo.Record, log *slog.Logger) cloudevents.Event {
 	for _, h := range rec.Headers {
 		if h.Key == kafkace.HeaderPrefix+"specversion" {
 			e, err := kafkace.Decode(rec)
 			if err == nil {
-				return e
+				return override(src, e)
 			}
 			log.Warn("record with ce_ headers is not a valid CloudEvent; delivering it wrapped",
 				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
 			break
 		}
 	}
-	return KafkaEvent(src, rec)
+	return override(src, KafkaEvent(src, rec))
+}
+
+// override sets the KafkaSource's ceOverrides extensions on e, replacing any the producer
+// wrote, as Knative's KafkaSource does: a receiver may trust them (ingest names the push
+// integration by one), since whoever produced the record cannot change them.
+func override(src *knative.KafkaSource, e cloudevents.Event) cloudevents.Event {
+	for name, v := range src.CEOverrides {
+		e.SetExtension(name, v)
+	}
+	return e
 }
 
 // KafkaEvent wraps a plain Kafka record the way Knative's KafkaSource does: type

@@ -360,7 +360,10 @@ type rawKafkaSource struct {
 		InitialOffset    string         `json:"initialOffset"`
 		Sink             rawDestination `json:"sink"`
 		Delivery         *rawDelivery   `json:"delivery"`
-		Net              *struct {
+		CEOverrides      *struct {
+			Extensions map[string]string `json:"extensions"`
+		} `json:"ceOverrides"`
+		Net *struct {
 			SASL *struct {
 				Enable   bool          `json:"enable"`
 				User     *rawSecretRef `json:"user"`
@@ -554,6 +557,17 @@ func (m *Manifests) parseDocument(d Document) error {
 			if n.TLS != nil {
 				k.TLS = n.TLS.Enable
 				k.SASLSecrets = append(k.SASLSecrets, n.TLS.CACert.name())
+			}
+		}
+		if r.Spec.CEOverrides != nil {
+			for name, v := range r.Spec.CEOverrides.Extensions {
+				if !ceExtensionName(name) {
+					return fieldError(o, "spec.ceOverrides.extensions."+name, "an extension name is 1 to 20 lowercase letters or digits (CloudEvents)")
+				}
+				if k.CEOverrides == nil {
+					k.CEOverrides = map[string]string{}
+				}
+				k.CEOverrides[name] = v
 			}
 		}
 		if len(k.Topics) == 0 {
@@ -940,4 +954,23 @@ func (m *Manifests) ServiceNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// ceExtensionName reports whether name is a CloudEvents extension attribute name: lowercase
+// letters and digits, at most 20 of them (the spec's limit for portable names), and not an
+// attribute the spec defines.
+func ceExtensionName(name string) bool {
+	if name == "" || len(name) > 20 {
+		return false
+	}
+	for _, r := range name {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	switch name {
+	case "id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time", "data", "data_base64":
+		return false
+	}
+	return true
 }

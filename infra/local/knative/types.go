@@ -185,6 +185,9 @@ type KafkaSource struct {
 	// those unset; SASL and TLS say whether spec.net enables them.
 	SASL, TLS   bool
 	SASLSecrets []string
+	// CEOverrides are spec.ceOverrides.extensions: set on every event the source delivers,
+	// replacing what the record carried (the dispatcher applies them).
+	CEOverrides map[string]string
 }
 
 // KafkaSink writes the events it receives to a Kafka topic (used here as dead-letter sinks).
