@@ -10,7 +10,7 @@ TESTFLAGS ?= -race -p 2 -timeout 15m
 BENCHTIME ?= 1s
 BENCHOUT  ?= bench/results
 
-.PHONY: dev test test-short bench lint check build tidy generate fmt clean
+.PHONY: dev test test-short bench lint check build tidy generate fmt clean transforms
 
 dev:
 	$(GO) run ./infra/local/cmd/connect-dev
@@ -55,5 +55,13 @@ check: fmt tidy generate lint
 	@git diff --exit-code --stat || (echo "make check: the tree changed; commit the result" && exit 1)
 	@test -z "$$(git status --porcelain --untracked-files=normal)" || (git status --short; echo "make check: untracked or modified files" && exit 1)
 
+# The example WASM transforms (wasmhost/examples: the quotes transform in Go and in
+# AssemblyScript, whose compiler version is pinned in its package-lock.json) into wasmhost/build/
+# (gitignored). wasmhost's tests build their own copies.
+transforms:
+	@mkdir -p wasmhost/build
+	cd wasmhost && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o build/quotes-go.wasm ./examples/go
+	cd wasmhost/examples/assemblyscript && npm ci --no-audit --no-fund && npm run build && cp build/quotes.wasm ../../build/quotes-as.wasm
+
 clean:
-	rm -rf bin .dev
+	rm -rf bin .dev wasmhost/build
