@@ -38,6 +38,10 @@
 // With n replicas an integration may get n times the rate; the gateway's per-client_id limit
 // is the global bound.
 //
+// Replay keys are pruned by a PingSource tick on /events (type dev.knative.sources.ping, data
+// {"job":"ingest-prune"}; prune.go): the keys older than INGEST_REPLAY_RETENTION are deleted in
+// batches. An event with the pushintegration extension is never a tick, whatever its type.
+//
 // Refused events are also written to record_rejections (delivery_mode push), where the
 // developer reads them.
 package main
