@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/myscrollr/connect/shared/payments"
 	"github.com/myscrollr/connect/shared/sealed"
 )
 
@@ -54,6 +55,10 @@ type Config struct {
 	// TokenTTL (INSTALL_TOKEN_TTL, default 1h, between 1m and 24h): how long the user's tokens
 	// wait, sealed, for the integration to claim them.
 	TokenTTL time.Duration
+	// Payments (STRIPE_SECRET_KEY, STRIPE_API_BASE, PLATFORM_FEE_PERCENT, read by
+	// shared/payments): how paid installs reach Stripe Checkout (checkout.go). Nil when
+	// STRIPE_SECRET_KEY is not set: free installs work, paid ones answer 503.
+	Payments *payments.Config
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv) and validates it. Every
@@ -85,6 +90,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("install: Config.TokenTTL (INSTALL_TOKEN_TTL): %q is not a duration (e.g. 1h)", v))
 		} else {
 			c.TokenTTL = d
+		}
+	}
+	if strings.TrimSpace(getenv("STRIPE_SECRET_KEY")) != "" {
+		if p, err := payments.ConfigFromEnv(getenv); err != nil {
+			errs = append(errs, fmt.Errorf("install: Config.Payments: %v", err))
+		} else {
+			c.Payments = &p
 		}
 	}
 	if err := c.validate(); err != nil {

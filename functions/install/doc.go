@@ -41,10 +41,26 @@
 // to the user; it is stored as its SHA-256 (looked up by hash) and sealed (only to answer a
 // repeat with the same URL); the PKCE verifier is stored sealed.
 //
-// Paid listings: {status: awaiting_payment, pending_install_id}, 201. The payments work calls
-// Service.ContinueAfterPayment(ctx, pendingID, paymentID) when the payment has succeeded; it
-// returns the consent step (URL and expiry) for the same attempt and records the payment, which
+// Paid listings: {status: awaiting_payment, pending_install_id, checkout_url}, 201: a Stripe
+// Checkout Session on the developer's connected account (checkout.go: direct charges, the
+// platform fee, metadata, one session per pending install with an idempotency key derived from
+// its id, stored in install_checkouts; a repeat answers the same session). A developer whose
+// account cannot take charges is 422 naming integration, before anything is written; without
+// STRIPE_SECRET_KEY, 503. When the payment has succeeded, stripe-webhook announces
+// payment.succeeded with the pending install id; install consumes it at POST /events
+// (payment_event.go, claimed in processed_events) and calls Service.ContinueAfterPayment(ctx,
+// pendingID, paymentID), which moves the same attempt to consent and records the payment that
 // install.completed then carries. That is the only way a paid attempt reaches consent.
+//
+// How the frontend continues: send the browser to checkout_url. Stripe returns it to
+// FRONTEND_URL?checkout=success&integration=<name>&pending_install_id=<id> (or
+// ?checkout=canceled&...: nothing changed, the same checkout_url still works). On success, POST
+// /v1/installs again with the same body: awaiting_consent with consent_url once the webhook has
+// been processed (send the browser there, as for a free listing); until then awaiting_payment with
+// the same checkout_url, so poll (every 2 s, for up to a minute) rather than sending the user back
+// to pay. A paid attempt whose consent URL expired gets a fresh one, never a second checkout.
+// GET /v1/installs shows each install's subscription (status, current_period_end,
+// cancel_at_period_end, access_ended_at and its reason) or null.
 //
 // # The callback
 //
@@ -94,5 +110,8 @@
 //	INSTALL_CALLBACK_URL        public URL of GET /v1/installs/callback, the registry's value (required)
 //	FRONTEND_URL                where the callback sends the browser (required)
 //	INSTALL_TOKEN_TTL           how long unclaimed tokens are kept (default 1h, 1m to 24h)
+//	STRIPE_SECRET_KEY           the platform's Stripe key (unset: paid listings answer 503)
+//	STRIPE_API_BASE             Stripe API base URL (make dev: stripe-mock; default Stripe)
+//	PLATFORM_FEE_PERCENT        platform fee, whole percent 0-50 (default 15)
 //	PORT, LOG_LEVEL, ...        see shared/runtime
 package main

@@ -47,6 +47,7 @@ type Service struct {
 	tokenTTL time.Duration
 	log      *slog.Logger
 	now      func() time.Time
+	pay      *checkouts // nil: payments not configured (checkout.go)
 }
 
 // New returns a Service. hc calls the identity server's token endpoint (nil: a client with a
@@ -72,7 +73,7 @@ func New(cfg Config, pool *pgxpool.Pool, revoker Revoker, hc *http.Client, log *
 	}
 	return &Service{pool: pool, keys: cfg.Keys, revoker: revoker, hc: hc, issuer: cfg.LogtoEndpoint + "/oidc",
 		resource: cfg.APIResource, callback: cfg.InstallCallbackURL, frontend: cfg.FrontendURL,
-		tokenTTL: cfg.TokenTTL, log: log, now: now}, nil
+		tokenTTL: cfg.TokenTTL, log: log, now: now, pay: newCheckouts(cfg.Payments, nil)}, nil
 }
 
 // Routes serves the user routes behind v (any user token of the API resource), the consent

@@ -349,6 +349,7 @@ func TestSandboxInstall(t *testing.T) {
 // into the consent step, and install.completed carries the payment.
 func TestPaidInstallContinuesAfterPayment(t *testing.T) {
 	b := setupInstall(t)
+	b.enablePayments(t, "dev_1") // a paid install needs Stripe and a chargeable account (checkout_test.go)
 	in := b.integration(t, "pro", listingOpts{published: true, pricing: "one_time"})
 	alice := b.userToken(t, "alice")
 	r := b.start(t, alice, map[string]any{"integration": "pro"}, http.StatusCreated)

@@ -21,8 +21,8 @@ type Install struct {
 	Scopes        []string  `json:"scopes"` // granted at consent
 	Sandbox       bool      `json:"sandbox"`
 	InstalledAt   time.Time `json:"installed_at"`
-	// Subscription is null until the payments work (issue 9) fills it in for paid installs.
-	Subscription *struct{} `json:"subscription"`
+	// Subscription: a subscription install's (checkout_subscription.go); null for the others.
+	Subscription *Subscription `json:"subscription"`
 }
 
 // InstallList is the answer of GET /v1/installs.
@@ -33,12 +33,16 @@ type InstallList struct {
 // maxInstalls bounds GET /v1/installs: far more than a person installs.
 const maxInstalls = 500
 
-const installColumns = `ui.id::text, i.name, i.display_name, i.id::text, ui.scopes, ui.sandbox, ui.installed_at
-	FROM user_integrations ui JOIN integrations i ON i.id = ui.integration_id`
+const installColumns = `ui.id::text, i.name, i.display_name, i.id::text, ui.scopes, ui.sandbox, ui.installed_at,
+	sub.status, sub.current_period_end, sub.cancel_at_period_end, sub.access_ended_at, sub.access_end_reason
+	FROM user_integrations ui JOIN integrations i ON i.id = ui.integration_id` + subscriptionJoin
 
 func scanInstall(row pgx.Row) (Install, error) {
 	var in Install
-	err := row.Scan(&in.ID, &in.Integration, &in.DisplayName, &in.IntegrationID, &in.Scopes, &in.Sandbox, &in.InstalledAt)
+	var sub subscriptionRow
+	err := row.Scan(append([]any{&in.ID, &in.Integration, &in.DisplayName, &in.IntegrationID, &in.Scopes, &in.Sandbox, &in.InstalledAt},
+		sub.dest()...)...)
+	in.Subscription = sub.value()
 	in.Scopes = nonNil(in.Scopes)
 	in.InstalledAt = in.InstalledAt.UTC()
 	return in, err

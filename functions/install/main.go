@@ -52,9 +52,11 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 		return runtime.Function{}, err
 	}
 	return runtime.Function{
-		Name:  "install",
-		HTTP:  svc.Routes(v),
-		Ready: pool.Ping,
-		Close: func() error { pool.Close(); return nil },
+		Name: "install",
+		HTTP: svc.Routes(v),
+		// payment.succeeded (Trigger install-payment-succeeded): payment_event.go.
+		Events: svc.HandleEvent,
+		Ready:  pool.Ping,
+		Close:  func() error { pool.Close(); return nil },
 	}, nil
 }

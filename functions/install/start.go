@@ -43,6 +43,9 @@ type StartResponse struct {
 	ConsentURL       string     `json:"consent_url,omitempty"`
 	StateExpiresAt   *time.Time `json:"state_expires_at,omitempty"`
 	Install          *Install   `json:"install,omitempty"`
+
+	// CheckoutURL (awaiting_payment): the Stripe Checkout page to send the browser to (checkout.go).
+	CheckoutURL string `json:"checkout_url,omitempty"`
 }
 
 // maxStartBody bounds the body of POST /v1/installs.
@@ -99,9 +102,18 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request) error {
 	if l.AppID == nil || l.SecretSealed == nil {
 		return httpx.Conflict("the integration has no identity application and cannot be installed")
 	}
+	acct, err := s.chargeableAccount(ctx, user, l)
+	if err != nil {
+		return err
+	}
 	res, created, err := s.startTx(ctx, user, l, scopes)
 	if err != nil {
 		return err
+	}
+	if res.Status == StatusAwaitingPayment {
+		if res.CheckoutURL, err = s.checkoutURL(ctx, user, l, acct, res.PendingInstallID); err != nil {
+			return err
+		}
 	}
 	status := http.StatusOK
 	if created {
@@ -172,6 +184,12 @@ func (s *Service) startTx(ctx context.Context, user string, l *listing, scopes [
 			res = StartResponse{Status: StatusAwaitingConsent, PendingInstallID: a.ID,
 				ConsentURL: s.consentURL(*l.AppID, string(state), string(verifier), a.Scopes), StateExpiresAt: &exp}
 			return nil
+		case a.Status == StatusAwaitingConsent && a.PaymentID != nil && paid &&
+			(revokedAt == nil || !revokedAt.After(*a.StateCreatedAt)):
+			// Paid already: an expired consent URL (or other scopes) gets a fresh state, never a
+			// second payment (checkout.go).
+			res, err = s.renewPaidConsent(ctx, tx, l, a, scopes, now)
+			return err
 		case a.Status == statusExchanging && a.StateExpiresAt.After(now):
 			return httpx.Conflict("the consent to this integration is being completed; try again in a moment")
 		default:
