@@ -65,9 +65,13 @@ type integ struct {
 	got    []received
 	keys   []webhook.PublicKey
 	clock  *clock
+	gate   chan struct{} // when set, each delivery waits until it is closed
 }
 
 func (in *integ) handler(w http.ResponseWriter, r *http.Request) {
+	if in.gate != nil {
+		<-in.gate
+	}
 	body, _ := io.ReadAll(r.Body)
 	rec := received{Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
 	in.mu.Lock()
@@ -161,6 +165,7 @@ func (b *bundle) service(t testing.TB, log *slog.Logger) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc.syncFirst = true // these tests count deliveries as soon as HandleEvent returns
 	t.Cleanup(svc.Close)
 	return svc
 }

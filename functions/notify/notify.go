@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -71,6 +72,13 @@ type Service struct {
 	random  func() float64 // [0, 1): the jitter
 	keySet  []byte         // the published key set, JSON
 	signers []webhook.PrivateKey
+
+	// First attempts run after the event is answered (firstAttempt), at most cap(slots) at a
+	// time; bg tracks them so Close waits for them. syncFirst makes them inline (tests that
+	// count deliveries right after HandleEvent).
+	slots     chan struct{}
+	bg        sync.WaitGroup
+	syncFirst bool
 }
 
 // New returns a Service. now is the clock of every due time, lease and signature timestamp
@@ -109,11 +117,44 @@ func New(pool *pgxpool.Pool, cfg Config, log *slog.Logger, now func() time.Time,
 		random = rand.Float64
 	}
 	return &Service{pool: pool, cfg: cfg, client: client, log: log, now: now, random: random,
-		keySet: ks, signers: cfg.SigningKeys}, nil
+		keySet: ks, signers: cfg.SigningKeys, slots: make(chan struct{}, max(1, cfg.Concurrency))}, nil
 }
 
-// Close releases idle connections.
-func (s *Service) Close() { s.client.CloseIdleConnections() }
+// Close waits for the first attempts still running (each bounded by DELIVERY_TIMEOUT) and
+// releases idle connections.
+func (s *Service) Close() {
+	s.bg.Wait()
+	s.client.CloseIdleConnections()
+}
+
+// firstAttempt makes the first attempt of deliveries just committed. It runs after the event
+// is answered, so the Broker's next event of the partition (ordered Triggers deliver one at a
+// time) does not wait for an integration's answer; when every slot is busy it runs inline,
+// which slows the Broker down instead of piling up goroutines. The attempt is only a head
+// start: the rows are pending and due, so a crash before or during it leaves them to the next
+// wake-up (its lease makes a half-made attempt safe to repeat).
+func (s *Service) firstAttempt(ctx context.Context, due []string) {
+	log := s.logger(ctx)
+	run := func(ctx context.Context) {
+		if _, err := s.deliver(ctx, due); err != nil {
+			log.Warn("first attempt not made; the next wake-up makes it", slog.Any("error", err))
+		}
+	}
+	if s.syncFirst {
+		run(ctx)
+		return
+	}
+	select {
+	case s.slots <- struct{}{}:
+		s.bg.Add(1)
+		go func() {
+			defer func() { <-s.slots; s.bg.Done() }()
+			run(context.WithoutCancel(ctx))
+		}()
+	default:
+		run(ctx)
+	}
+}
 
 func (s *Service) logger(ctx context.Context) *slog.Logger {
 	if l := logging.From(ctx); l != slog.Default() {
@@ -325,9 +366,7 @@ func (s *Service) consume(ctx context.Context, e event.Event) error {
 	}
 	if len(due) > 0 {
 		// Committed: the attempt is a bonus for latency; the schedule owns it from here.
-		if _, err := s.deliver(ctx, due); err != nil {
-			log.Warn("first attempt not made; the next wake-up makes it", slog.Any("error", err))
-		}
+		s.firstAttempt(ctx, due)
 	}
 	return nil
 }

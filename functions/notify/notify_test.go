@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -449,5 +450,37 @@ func TestKeysNeverLogged(t *testing.T) {
 	seed := strings.TrimPrefix(key, "k1:")
 	if logs := b.logs.String(); strings.Contains(logs, seed) || !strings.Contains(logs, "k1") {
 		t.Fatalf("logs hold the key (or lost its id): %s", logs)
+	}
+}
+
+// The first attempt runs after the event is answered: an integration that takes its time does
+// not hold up the Broker's next event; Close waits for the attempt, which is delivered.
+func TestFirstAttemptAfterTheAnswer(t *testing.T) {
+	b := setupNotify(t)
+	in, id := b.integration(t, "coach", "dev-1", "app", appHTTP)
+	in.gate = make(chan struct{})
+	svc := b.service(t, slog.New(slog.DiscardHandler))
+	svc.syncFirst = false
+	answered := make(chan error, 1)
+	go func() { answered <- svc.HandleEvent(context.Background(), installCompleted(t, id, "coach", "alice")) }()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(in.gate)
+		t.Fatal("HandleEvent waited for the integration's answer")
+	}
+	if n := b.count(t, `SELECT count(*) FROM lifecycle_deliveries WHERE status = 'pending'`); n != 1 {
+		t.Fatalf("%d pending deliveries while the integration holds the attempt, want 1", n)
+	}
+	close(in.gate)
+	svc.Close()
+	if n := b.count(t, `SELECT count(*) FROM lifecycle_deliveries WHERE status = 'delivered' AND attempts = 1`); n != 1 {
+		t.Fatalf("%d delivered after Close, want 1", n)
+	}
+	if got := in.received(); len(got) != 1 || got[0].VerifyErr != nil {
+		t.Fatalf("received %d deliveries (%v)", len(got), got)
 	}
 }
