@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/myscrollr/connect/shared/ssrf"
+	"github.com/myscrollr/connect/wasmhost"
 )
 
 // Defaults of Config.
@@ -68,6 +69,8 @@ type Config struct {
 	// tick answers well inside Knative's request timeout (the Service's timeoutSeconds, 120).
 	// Sources not started are released for the next tick.
 	TickBudget time.Duration
+	// Wasm (WASM_*, wasmhost.ConfigFromEnv) bounds the WASM transforms records go through.
+	Wasm wasmhost.Config
 }
 
 // perSource is the longest one source may take: two requests and the database write.
@@ -119,6 +122,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	dur(&c.RejectionRetention, "POLL_REJECTION_RETENTION", "RejectionRetention", DefaultRejectionRetention)
 	integer(&c.RejectionKeep, "POLL_REJECTION_KEEP", "RejectionKeep", DefaultRejectionKeep)
 	dur(&c.TickBudget, "POLL_TICK_BUDGET", "TickBudget", DefaultTickBudget)
+	if w, err := wasmhost.ConfigFromEnv(getenv); err != nil {
+		errs = append(errs, fmt.Errorf("poll: Config.Wasm: %v", err))
+	} else {
+		c.Wasm = w
+	}
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}

@@ -32,11 +32,7 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	wcfg, err := wasmhost.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		pool.Close()
-		return runtime.Function{}, err
-	}
+	wcfg := cfg.Wasm
 	wcfg.Logger = d.Logger
 	host, err := wasmhost.New(ctx, wcfg)
 	if err != nil {

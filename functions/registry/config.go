@@ -12,6 +12,7 @@ import (
 
 	"github.com/myscrollr/connect/shared/sealed"
 	"github.com/myscrollr/connect/shared/ssrf"
+	"github.com/myscrollr/connect/wasmhost"
 )
 
 // Defaults of Config.
@@ -56,6 +57,8 @@ type Config struct {
 	// CheckHealthThreshold (CHECK_HEALTH_THRESHOLD, default 2s): GET /health must answer
 	// within it for the health check to pass.
 	CheckHealthThreshold time.Duration
+	// Wasm (WASM_*, wasmhost.ConfigFromEnv) bounds the WASM transforms uploaded and tried.
+	Wasm wasmhost.Config
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv) and validates it. Every
@@ -104,6 +107,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	dur(&c.CheckTimeout, getenv("CHECK_TIMEOUT"), "CHECK_TIMEOUT", "CheckTimeout", DefaultCheckTimeout)
 	dur(&c.CheckHealthThreshold, getenv("CHECK_HEALTH_THRESHOLD"), "CHECK_HEALTH_THRESHOLD", "CheckHealthThreshold", DefaultCheckHealthThreshold)
+	if w, err := wasmhost.ConfigFromEnv(getenv); err != nil {
+		errs = append(errs, fmt.Errorf("registry: Config.Wasm: %v", err))
+	} else {
+		c.Wasm = w
+	}
 	if len(errs) > 0 {
 		return c, errors.Join(append(errs, c.validate())...)
 	}

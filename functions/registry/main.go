@@ -52,11 +52,7 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 		pool.Close()
 		return runtime.Function{}, err
 	}
-	wcfg, err := wasmhost.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		pool.Close()
-		return runtime.Function{}, err
-	}
+	wcfg := cfg.Wasm
 	wcfg.Logger = d.Logger
 	host, err := wasmhost.New(ctx, wcfg)
 	if err != nil {
