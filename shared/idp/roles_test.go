@@ -152,6 +152,49 @@ func TestPushCredentials(t *testing.T) {
 	}
 }
 
+// TestIntegrationClientWithoutScopes: the integration client of an integration that is not a
+// push source (logto.Client.CreateM2M with no scopes: a role carrying none) obtains a token for
+// the API resource with an empty scope whose client_id is its own, and can ask for no scope.
+func TestIntegrationClientWithoutScopes(t *testing.T) {
+	s, hc := start(t)
+	v := verifier(t, s, hc, nil)
+	lc := managementClient(t, s, hc)
+	ctx := context.Background()
+
+	m, err := lc.CreateM2M(ctx, logto.NewM2M{Name: "notes", Resource: idp.DefaultAPIResource})
+	if err != nil || m.AppID == "" || m.Secret == "" || m.RoleID == "" {
+		t.Fatalf("CreateM2M without scopes = %+v, %v", m, err)
+	}
+	if role, err := lc.GetRole(ctx, m.RoleID); err != nil || role.Type != logto.RoleTypeMachineToMachine || role.Description == "" {
+		t.Fatalf("role %+v %v", role, err)
+	}
+	if apps, err := lc.RoleApplications(ctx, m.RoleID); err != nil || !slices.Equal(apps, []string{m.AppID}) {
+		t.Fatalf("role applications %v %v", apps, err)
+	}
+	status, tok := clientCredentials(t, s, hc, m.AppID, m.Secret, idp.DefaultAPIResource, "")
+	if status != 200 {
+		t.Fatalf("client credentials: %d %v", status, tok)
+	}
+	if sc, _ := tok["scope"].(string); sc != "" {
+		t.Fatalf("answered scope %q, want none", sc)
+	}
+	p, err := v.Verify(ctx, tok["access_token"].(string))
+	if err != nil || p.ClientID != m.AppID || p.Subject != m.AppID || len(p.Scopes) != 0 {
+		t.Fatalf("token %+v %v", p, err)
+	}
+	for _, scope := range []string{"data:write", "dashboard:read"} {
+		if status, _ := clientCredentials(t, s, hc, m.AppID, m.Secret, idp.DefaultAPIResource, scope); status != 400 {
+			t.Fatalf("asking for %s: status %d", scope, status)
+		}
+	}
+	if err := lc.DeleteM2M(ctx, *m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.GetRole(ctx, m.RoleID); !errors.Is(err, logto.ErrNotFound) {
+		t.Fatalf("role after DeleteM2M: %v", err)
+	}
+}
+
 func TestRoleRefusals(t *testing.T) {
 	s, hc := start(t)
 	lc := managementClient(t, s, hc)

@@ -58,7 +58,7 @@ type NewM2M struct {
 	Name        string   // the application's name
 	Description string   // optional
 	Resource    string   // the API resource indicator the scopes belong to (LOGTO_API_RESOURCE)
-	Scopes      []string // scope names of that resource, e.g. "data:write"
+	Scopes      []string // scope names of that resource, e.g. "data:write"; none: a role without scopes
 }
 
 // Resources lists the tenant's API resources.
@@ -210,19 +210,23 @@ func (c *Client) DeleteRole(ctx context.Context, id string) error {
 	return err
 }
 
-// CreateM2M makes the credentials of a machine-to-machine client (a push source): an
-// application, a role of its own carrying the named scopes of the resource, and the role
-// assigned to the application. Tokens of its client credentials grant for m.Resource then
-// carry exactly those scopes. The role is named after the application's id, so it is unique
-// and a retry after a failure never collides with a leftover. If a step fails, what was made
-// is deleted (best effort) and the first error returned.
+// CreateM2M makes the credentials of a machine-to-machine client (an integration client): an
+// application, a role of its own carrying the named scopes of the resource (none when
+// m.Scopes is empty), and the role assigned to the application. Tokens of its client
+// credentials grant for m.Resource then carry exactly those scopes (an empty scope without
+// any). The role is named after the application's id, so it is unique and a retry after a
+// failure never collides with a leftover. If a step fails, what was made is deleted (best
+// effort) and the first error returned.
 func (c *Client) CreateM2M(ctx context.Context, m NewM2M) (*M2M, error) {
-	if m.Resource == "" || len(m.Scopes) == 0 {
-		return nil, errors.New("logto: CreateM2M: a resource and at least one scope are required")
+	if m.Resource == "" {
+		return nil, errors.New("logto: CreateM2M: a resource is required")
 	}
-	scopeIDs, err := c.ScopeIDs(ctx, m.Resource, m.Scopes...)
-	if err != nil {
-		return nil, err
+	var scopeIDs []string
+	if len(m.Scopes) > 0 {
+		var err error
+		if scopeIDs, err = c.ScopeIDs(ctx, m.Resource, m.Scopes...); err != nil {
+			return nil, err
+		}
 	}
 	app, err := c.CreateM2MApplication(ctx, m.Name, m.Description)
 	if err != nil {
@@ -237,7 +241,7 @@ func (c *Client) CreateM2M(ctx context.Context, m NewM2M) (*M2M, error) {
 	}
 	role, err := c.CreateRole(ctx, NewRole{
 		Name:        "m2m " + app.ID,
-		Description: clip.String("Scopes of "+strings.TrimSpace(m.Name)+": "+strings.Join(m.Scopes, " "), 128),
+		Description: clip.String(roleDescription(m), 128),
 		ScopeIDs:    scopeIDs,
 	})
 	if err != nil {
@@ -248,6 +252,14 @@ func (c *Client) CreateM2M(ctx context.Context, m NewM2M) (*M2M, error) {
 		return undo(err)
 	}
 	return out, nil
+}
+
+// roleDescription is the description of the role CreateM2M makes (Logto requires one).
+func roleDescription(m NewM2M) string {
+	if len(m.Scopes) == 0 {
+		return "No scopes yet: " + strings.TrimSpace(m.Name)
+	}
+	return "Scopes of " + strings.TrimSpace(m.Name) + ": " + strings.Join(m.Scopes, " ")
 }
 
 // DeleteM2M deletes the role and the application CreateM2M made (either id may be empty);
