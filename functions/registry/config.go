@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/myscrollr/connect/shared/payments"
 	"github.com/myscrollr/connect/shared/sealed"
 	"github.com/myscrollr/connect/shared/ssrf"
 	"github.com/myscrollr/connect/wasmhost"
@@ -57,6 +58,15 @@ type Config struct {
 	// CheckHealthThreshold (CHECK_HEALTH_THRESHOLD, default 2s): GET /health must answer
 	// within it for the health check to pass.
 	CheckHealthThreshold time.Duration
+	// Payments (STRIPE_SECRET_KEY, STRIPE_API_BASE, PLATFORM_FEE_PERCENT, read by
+	// shared/payments): Connect onboarding (payouts.go). Nil when STRIPE_SECRET_KEY is not set:
+	// POST /v1/developer/payouts answers 503.
+	Payments *payments.Config
+	// PayoutsReturnURL (PAYOUTS_RETURN_URL, default FRONTEND_URL?payouts=return) and
+	// PayoutsRefreshURL (PAYOUTS_REFRESH_URL, default FRONTEND_URL?payouts=refresh): where
+	// Stripe's onboarding sends the developer when done, or when the link expired. Required (one
+	// way or the other) with STRIPE_SECRET_KEY.
+	PayoutsReturnURL, PayoutsRefreshURL string
 	// Wasm (WASM_*, wasmhost.ConfigFromEnv) bounds the WASM transforms uploaded and tried.
 	Wasm wasmhost.Config
 }
@@ -107,6 +117,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	dur(&c.CheckTimeout, getenv("CHECK_TIMEOUT"), "CHECK_TIMEOUT", "CheckTimeout", DefaultCheckTimeout)
 	dur(&c.CheckHealthThreshold, getenv("CHECK_HEALTH_THRESHOLD"), "CHECK_HEALTH_THRESHOLD", "CheckHealthThreshold", DefaultCheckHealthThreshold)
+	if strings.TrimSpace(getenv("STRIPE_SECRET_KEY")) != "" {
+		if p, err := payments.ConfigFromEnv(getenv); err != nil {
+			errs = append(errs, fmt.Errorf("registry: Config.Payments: %v", err))
+		} else {
+			c.Payments = &p
+		}
+		c.PayoutsReturnURL, c.PayoutsRefreshURL = payoutURLs(strings.TrimSpace(getenv("FRONTEND_URL")),
+			strings.TrimSpace(getenv("PAYOUTS_RETURN_URL")), strings.TrimSpace(getenv("PAYOUTS_REFRESH_URL")))
+	}
 	if w, err := wasmhost.ConfigFromEnv(getenv); err != nil {
 		errs = append(errs, fmt.Errorf("registry: Config.Wasm: %v", err))
 	} else {
@@ -149,6 +168,16 @@ func (c Config) validate() error {
 		bad("Config.InstallCallbackURL (INSTALL_CALLBACK_URL): required")
 	} else if u, err := url.Parse(c.InstallCallbackURL); err != nil || !httpURL(c.InstallCallbackURL) || u.Fragment != "" {
 		bad("Config.InstallCallbackURL (INSTALL_CALLBACK_URL): %q is not an absolute http(s) URL without a fragment", c.InstallCallbackURL)
+	}
+	if c.Payments != nil {
+		for _, u := range []struct{ field, env, value string }{
+			{"PayoutsReturnURL", "PAYOUTS_RETURN_URL or FRONTEND_URL", c.PayoutsReturnURL},
+			{"PayoutsRefreshURL", "PAYOUTS_REFRESH_URL or FRONTEND_URL", c.PayoutsRefreshURL},
+		} {
+			if !httpURL(u.value) {
+				bad("Config.%s (%s): an absolute http(s) URL is required with STRIPE_SECRET_KEY, got %q", u.field, u.env, u.value)
+			}
+		}
 	}
 	if c.CheckTimeout < time.Second || c.CheckTimeout > 2*time.Minute {
 		bad("Config.CheckTimeout (CHECK_TIMEOUT): must be between 1s and 2m, got %s", c.CheckTimeout)

@@ -20,6 +20,8 @@
 //	POST /v1/developer/integrations/{name}/deprecate      deprecation notice (message, sunset, replacement)
 //	POST /v1/developer/integrations/{name}/secret         rotate the client secret (shown once)
 //	POST /v1/developer/integrations/{name}/verification   ask for review (one pending at a time)
+//	POST /v1/developer/payouts                            Stripe Connect onboarding: the Express account (once), an Account Link
+//	GET  /v1/developer/payouts                            the account: charges/payouts enabled, details submitted
 //	GET  /v1/admin/verifications                          pending requests, oldest first, paged
 //	POST /v1/admin/integrations/{name}/tier               set the tier with a reason
 //
@@ -48,7 +50,8 @@
 //
 // Publishing copies the latest version's fields into the listing and needs every required
 // check of that version passed (422 naming each failing check as checks/<name> with its
-// reason) and, for a paid listing, the verified or featured tier (409). A version with no check
+// reason) and, for a paid listing, the verified or featured tier (409) and a developer account
+// that can take charges (422 naming payouts; payouts.go). A version with no check
 // results is never publishable. Tiers: featured needs verified (or featured); a published paid
 // listing cannot be set back to unverified (unpublish first); setting the current tier is
 // accepted only to resolve a pending request, which is how a request is rejected. Each
@@ -73,5 +76,11 @@
 //	MANIFEST_ALLOW_LOOPBACK_HTTP  accept http://127.0.0.1 URLs in manifests (default false; make dev: true)
 //	CHECK_TIMEOUT                 bound of one run of the automated checks (default 20s)
 //	CHECK_HEALTH_THRESHOLD        GET /health must answer within it (default 2s)
+//	STRIPE_SECRET_KEY             the platform's Stripe key (unset: POST /v1/developer/payouts answers 503)
+//	STRIPE_API_BASE               Stripe API base URL (make dev: stripe-mock; default Stripe)
+//	PLATFORM_FEE_PERCENT          platform fee, whole percent 0-50 (default 15; validated here too)
+//	FRONTEND_URL                  default base of the two onboarding URLs below
+//	PAYOUTS_RETURN_URL            where onboarding returns (default FRONTEND_URL?payouts=return)
+//	PAYOUTS_REFRESH_URL           where an expired onboarding link goes (default FRONTEND_URL?payouts=refresh)
 //	PORT, LOG_LEVEL, ...          see shared/runtime
 package main

@@ -47,6 +47,7 @@ type bundle struct {
 	integ  *httptest.Server // an integration on loopback
 	down   *atomic.Bool     // the integration's GET /health answers 503
 	checks *atomic.Int64    // runs of the checker
+	svc    *Service
 }
 
 // testChecker is the health part of the automated checks, calling the integration for real on
@@ -135,6 +136,7 @@ func startWith(t *testing.T, wrap func(Apps) Apps, checker Checker) bundle {
 		t.Fatal(err)
 	}
 	svc.enableTransforms(testWasmHost(t)) // transform_test.go
+	b.svc = svc
 	v, err := auth.NewVerifier(context.Background(), auth.Config{Issuer: s.Issuer(), Audience: idp.DefaultAPIResource, Logger: discard()}, hc)
 	if err != nil {
 		t.Fatal(err)

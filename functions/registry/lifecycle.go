@@ -95,6 +95,11 @@ func (s *Service) publish(w http.ResponseWriter, r *http.Request) error {
 			p.Errors = []httpx.FieldError{{Field: "/pricing/model", Reason: "paid (" + pricing.Model + ") needs the verified or featured tier; the tier is unverified"}}
 			return p
 		}
+		if pricing.Model != manifest.PricingFree {
+			if err := chargeable(ctx, tx, p.Subject); err != nil { // payouts.go
+				return err
+			}
+		}
 		if _, err := tx.Exec(ctx, `UPDATE integrations SET display_name = $2, description = $3, category = $4, tags = $5,
 				pricing_model = $6, price_cents = $7, currency = $8, base_url = $9, manifest = $10, current_version = $11,
 				is_published = true, published_at = $12, updated_at = $12

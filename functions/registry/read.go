@@ -84,12 +84,16 @@ type Check struct {
 	CheckedAt      time.Time `json:"checked_at"`
 }
 
-// Stats are the developer's figures of an integration. Revenue joins later (payments).
+// Stats are the developer's figures of an integration.
 type Stats struct {
 	ActiveInstalls int64      `json:"active_installs"`
 	InstallsByDay  []DayCount `json:"installs_by_day"` // the last 30 days (UTC), oldest first, zero days included
 	Uptime         Uptime     `json:"uptime"`
 	HealthStatus   string     `json:"health_status"`
+
+	// RevenueByMonth: the last 12 UTC months with payments, oldest first, per currency (payouts.go).
+	RevenueByMonth      []MonthRevenue `json:"revenue_by_month"`
+	ActiveSubscriptions int64          `json:"active_subscriptions"`
 }
 
 // DayCount is the number of installs made on a day that are still installed.
@@ -182,6 +186,9 @@ func (s *Service) load(ctx context.Context, q querier, name, developer string) (
 		return d, r.Scan(&d.Date, &d.Installs)
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.revenue(ctx, q, it.ID, &it.Stats); err != nil {
 		return nil, err
 	}
 	return &it, nil

@@ -69,6 +69,8 @@ type Service struct {
 
 	wasm          *wasmhost.Host // transform.go; nil: the transform routes answer 503
 	wasmMaxModule int            // the upload bound (wasmhost.Config.MaxModuleBytes)
+
+	payouts *payouts // payouts.go; nil: the payouts routes answer 503
 }
 
 // New returns a Service. now stamps every change (nil: time.Now).
@@ -88,11 +90,13 @@ func New(cfg Config, pool *pgxpool.Pool, apps Apps, checks Checker, log *slog.Lo
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{
+	s := &Service{
 		pool: pool, apps: apps, checks: checks, keys: cfg.Keys, callback: cfg.InstallCallbackURL, resource: cfg.APIResource,
 		opts: manifest.Options{AllowLoopbackHTTP: cfg.AllowLoopbackHTTP}, timeout: cfg.CheckTimeout,
 		log: log, now: now,
-	}, nil
+	}
+	s.enablePayouts(cfg.Payments, cfg.PayoutsReturnURL, cfg.PayoutsRefreshURL, nil)
+	return s, nil
 }
 
 // Routes serves the developer routes behind v with integrations:write and the admin routes
@@ -116,6 +120,8 @@ func (s *Service) Routes(v *auth.Verifier) http.Handler {
 	dev("POST /v1/developer/integrations/{name}/verification", s.requestVerification)
 	dev("PUT /v1/developer/integrations/{name}/versions/{version}/transform", s.putTransform)
 	dev("POST /v1/developer/integrations/{name}/versions/{version}/transform/try", s.tryTransform)
+	dev("POST /v1/developer/payouts", s.startPayouts)
+	dev("GET /v1/developer/payouts", s.getPayouts)
 	admin("GET /v1/admin/verifications", s.verificationQueue)
 	admin("POST /v1/admin/integrations/{name}/tier", s.setTier)
 	return mux

@@ -420,6 +420,7 @@ func TestPaidNeedsVerifiedAndTierRules(t *testing.T) {
 	if len(q.Items) != 0 {
 		t.Fatalf("queue after approval: %s", r.Body)
 	}
+	b.exec(t, `INSERT INTO developer_accounts (developer_id, stripe_account_id, charges_enabled) VALUES ('dev_alice', 'acct_1', true)`) // payouts_test.go
 	if r := b.do(t, "POST", "/v1/developer/integrations/pro-clock/publish", tok, nil); r.Status != 200 {
 		t.Fatalf("paid verified publish: %d %s", r.Status, r.Body)
 	}
