@@ -181,9 +181,21 @@ func (s *Servers) Seed(ctx context.Context, conn *pgx.Conn) error {
 				return fmt.Errorf("demo: seed %s version: %w", in.Name, err)
 			}
 		}
+		// The paid listings' developer has an enabled Express account, so their Checkout works
+		// in make dev (stripe-mock takes any account id; a real Stripe needs a real onboarding).
+		if _, err := tx.Exec(ctx, `INSERT INTO developer_accounts (developer_id, stripe_account_id, charges_enabled,
+				payouts_enabled, details_submitted)
+			VALUES ('demo-developer', $1, true, true, true)
+			ON CONFLICT (developer_id) DO UPDATE SET charges_enabled = true, payouts_enabled = true,
+				details_submitted = true, deauthorized_at = NULL, updated_at = now()`, DemoStripeAccount); err != nil {
+			return fmt.Errorf("demo: seed the developer's Stripe account: %w", err)
+		}
 		return nil
 	})
 }
+
+// DemoStripeAccount is the connected account Seed gives demo-developer.
+const DemoStripeAccount = "acct_1DemoDeveloper"
 
 func catalog(now func() time.Time) []Integration {
 	return []Integration{
