@@ -11,7 +11,7 @@
 // logto-webhook) is not consumed here, since a scope is checked on every request and a token
 // minted before a role was removed expires within its lifetime; its Trigger is removed.
 //
-//	POST /v1/developer/integrations                       register a manifest: 201, client_id and client_secret (shown once)
+//	POST /v1/developer/integrations                       register a manifest: 201, client_id and client_secret, and the integration client's (shown once)
 //	GET  /v1/developer/integrations                       own integrations (drafts too), paged by name
 //	GET  /v1/developer/integrations/{name}                one, with versions, check results and stats
 //	POST /v1/developer/integrations/{name}/versions       a new manifest version (semver must increase)
@@ -31,16 +31,20 @@
 // by JSON pointer; an unknown category; a taken name), then runs the automated checks (bounded
 // by CHECK_TIMEOUT, outside any transaction), then creates the Logto application
 // (Traditional, third-party; redirect URIs: INSTALL_CALLBACK_URL then the manifest's own;
-// consent scopes: the manifest's), seals its secret (shared/sealed, bound to the new row's id)
+// consent scopes: the manifest's) and the integration client (client.go: a machine-to-machine
+// application whose role carries data:write for a push data source and no scope otherwise,
+// the client_id with which the integration calls /v1/integration/... and /v1/ingest as
+// itself), seals the main application's secret (shared/sealed, bound to the new row's id)
 // and commits the integration, its first version, the check results and
-// integration.registered in one transaction. If anything fails after the application was
-// created, it is deleted, so Logto holds no application without an integration (a failure of
-// that delete is logged with the application id).
+// integration.registered in one transaction. If anything fails after the applications were
+// created, they are deleted, so Logto holds no application without an integration (a failure
+// of that delete is logged with the application id).
 //
 // The client secret is returned only by registration and rotation. The database holds it
 // sealed because the install function exchanges consent codes with it; this function never
 // opens it. A rotation changes Logto first and then the row: if the row cannot be written the
-// answer is 503 and rotating again converges.
+// answer is 503 and rotating again converges. The integration client's secret is returned only
+// by registration and kept nowhere: the platform never acts as that client.
 //
 // Every state change commits with its outbox event in one transaction: registered,
 // version.created, published, unpublished, deprecated, verification.requested,

@@ -20,19 +20,23 @@ import (
 )
 
 // Registered is the body of a 201 from POST /v1/developer/integrations: the only place,
-// besides a rotation, where the client secret is shown.
+// besides a rotation, where the client secret is shown, and the only place the integration
+// client's is.
 type Registered struct {
+	// ClientID and ClientSecret are the integration's main Logto application, the OIDC client
+	// of the install consent.
 	ClientID     string      `json:"client_id"`
 	ClientSecret string      `json:"client_secret"`
 	Integration  Integration `json:"integration"`
-	// Push is the push application of a push data source (push.go), absent for others.
-	Push *PushCredentials `json:"push,omitempty"`
+	// IntegrationClient is the machine-to-machine application with which the integration
+	// calls as itself (client.go).
+	IntegrationClient IntegrationClient `json:"integration_client"`
 }
 
-// register: validate, refuse a taken name, run the checks, create the Logto application, seal
-// its secret, then commit the integration, its first version, the check results and
+// register: validate, refuse a taken name, run the checks, create the Logto application and
+// the integration client, seal the application's secret, then commit the integration, its first version, the check results and
 // integration.registered in one transaction. A failure after the application was created
-// deletes it, so no application is left without an integration.
+// deletes them, so no application is left without an integration.
 func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 	p, err := principal(r)
 	if err != nil {
@@ -77,7 +81,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 		return httpx.Unavailable("the identity provider could not create the application; try again", err)
 	}
 	log := logging.From(ctx)
-	var push *logto.M2M // the push application of a push source (push.go)
+	var client *logto.M2M // the integration client (client.go)
 	cleanup := func(cause error) error {
 		// Not the request's context: the client may be gone, the application must go anyway.
 		dctx, cancel := withDeadline(context.WithoutCancel(ctx))
@@ -85,7 +89,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 		if derr := s.apps.DeleteApplication(dctx, app.ID); derr != nil {
 			log.Error("registry: orphaned Logto application", slog.String("app_id", app.ID), slog.Any("error", derr))
 		}
-		s.deletePush(ctx, push)
+		s.deleteClient(ctx, client)
 		return cause
 	}
 	if len(m.Scopes) > 0 {
@@ -99,10 +103,9 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 	if app.Secret == "" {
 		return cleanup(errors.New("registry: the new Logto application has no secret"))
 	}
-	if push, err = s.createPush(ctx, m); err != nil {
-		return cleanup(httpx.Unavailable("the identity provider could not create the push application; try again", err))
+	if client, err = s.createClient(ctx, m); err != nil {
+		return cleanup(httpx.Unavailable("the identity provider could not create the integration client; try again", err))
 	}
-	pushClient, pushRole := pushIDs(push)
 	id := uuid.New().String()
 	sealedSecret, err := s.keys.Seal([]byte(app.Secret), secretAAD(id))
 	if err != nil {
@@ -118,11 +121,11 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO integrations
 			(id, developer_id, logto_app_id, name, display_name, type, delivery_mode, description, base_url,
 			 category, tags, manifest, pricing_model, price_cents, currency, latest_version, client_secret_sealed,
-			 created_at, updated_at, push_client_id, push_role_id)
+			 created_at, updated_at, m2m_app_id, m2m_role_id)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19, $20)`,
 			id, p.Subject, app.ID, m.Name, m.DisplayName, m.Type, delivery, m.Description, m.BaseURL,
 			category(m), nonNil(m.Tags), doc, pricing.Model, pricing.PriceCents, currencyOf(pricing), m.Version,
-			sealedSecret, now, pushClient, pushRole); err != nil {
+			sealedSecret, now, client.AppID, client.RoleID); err != nil {
 			if isUnique(err, "integrations_name_key") {
 				return nameTaken(m.Name)
 			}
@@ -149,7 +152,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusCreated, Registered{ClientID: app.ID, ClientSecret: app.Secret, Integration: *it,
-		Push: s.pushCredentials(push)})
+		IntegrationClient: s.integrationClient(client, m)})
 	return nil
 }
 

@@ -51,7 +51,7 @@ type Apps interface {
 	AssignUserConsentScopes(ctx context.Context, appID string, s logto.ConsentScopes) error
 	DeleteApplication(ctx context.Context, id string) error
 	RotateSecret(ctx context.Context, appID string) (string, error)
-	PushApps // push sources' machine-to-machine applications (push.go)
+	ClientApps // integration clients, machine-to-machine (client.go)
 }
 
 // Service serves the registry's routes.
@@ -61,7 +61,7 @@ type Service struct {
 	checks   Checker
 	keys     *sealed.Keys
 	callback string
-	resource string // LOGTO_API_RESOURCE: the audience of push tokens (push.go)
+	resource string // LOGTO_API_RESOURCE: the audience of integration clients' tokens (client.go)
 	opts     manifest.Options
 	timeout  time.Duration
 	log      *slog.Logger

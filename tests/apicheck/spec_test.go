@@ -296,7 +296,7 @@ var structSchemas = []struct {
 	{"registry", "Uptime", "Uptime", false},
 	{"registry", "IntegrationList", "IntegrationList", false},
 	{"registry", "Registered", "Registered", false},
-	{"registry", "PushCredentials", "PushCredentials", false},
+	{"registry", "IntegrationClient", "IntegrationClient", false},
 	{"registry", "SecretRotated", "SecretRotated", false},
 	{"registry", "Queue", "Queue", false},
 	{"registry", "QueueItem", "QueueItem", false},

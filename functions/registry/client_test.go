@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -49,68 +50,87 @@ func (b bundle) clientToken(t *testing.T, clientID, secret string) (token, oauth
 	return out.AccessToken, out.Error
 }
 
-func TestRegisterPushSourceCreatesPushCredentials(t *testing.T) {
-	t.Parallel()
-	b := start(t)
-	reg := b.register(t, "dev_alice", "coin-prices", pushManifest)
-	if reg.Push == nil || reg.Push.ClientID == "" || reg.Push.ClientSecret == "" || reg.Push.ClientID == reg.ClientID {
-		t.Fatalf("push credentials: %+v (main application %s)", reg.Push, reg.ClientID)
-	}
-	if reg.Push.Scope != "data:write" || reg.Push.Resource != idp.DefaultAPIResource {
-		t.Fatalf("push scope and resource: %+v", reg.Push)
-	}
-	var clientID, roleID string
-	if err := b.owner.QueryRow(context.Background(), `SELECT coalesce(push_client_id, ''), coalesce(push_role_id, '')
-		FROM integrations WHERE name = 'coin-prices'`).Scan(&clientID, &roleID); err != nil {
-		t.Fatal(err)
-	}
-	if clientID != reg.Push.ClientID || roleID == "" {
-		t.Fatalf("stored push_client_id %q push_role_id %q, answered %q", clientID, roleID, reg.Push.ClientID)
-	}
-	if code := b.mgmt(t, "/api/roles/"+url.PathEscape(roleID), nil); code != 200 {
-		t.Fatalf("GET the push role: %d", code)
-	}
-
-	// The push application's client credentials give a token of its own carrying data:write,
-	// which is what POST /v1/ingest requires (functions/ingest's TestPushCredentialsFromLogto
-	// pushes with such a token).
-	tok, oerr := b.clientToken(t, reg.Push.ClientID, reg.Push.ClientSecret)
+// verifyClient checks that the integration client's client credentials give a token of its
+// own for the API resource carrying exactly scopes, that the main application gets none, and
+// that a wrong secret gets none.
+func (b bundle) verifyClient(t *testing.T, reg Registered, scopes ...string) {
+	t.Helper()
+	c := reg.IntegrationClient
+	tok, oerr := b.clientToken(t, c.ClientID, c.ClientSecret)
 	if tok == "" {
-		t.Fatalf("client credentials of the push application: %s", oerr)
+		t.Fatalf("client credentials of the integration client: %s", oerr)
 	}
 	v, err := auth.NewVerifier(context.Background(), auth.Config{Issuer: b.idp.Issuer(), Audience: idp.DefaultAPIResource, Logger: discard()}, b.hc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := v.Verify(context.Background(), tok)
-	if err != nil || p.ClientID != reg.Push.ClientID || !p.Has("data:write") || p.Has("integrations:write") || p.Has("dashboard:read") {
-		t.Fatalf("push token: %+v %v", p, err)
+	if err != nil || p.ClientID != c.ClientID || !slices.Equal(p.Scopes, scopes) {
+		t.Fatalf("integration client's token: %+v %v; want client %s with scopes %v", p, err, c.ClientID, scopes)
 	}
 	// The main application (third party, web) gets no such token, and a wrong secret none.
 	if tok, _ := b.clientToken(t, reg.ClientID, reg.ClientSecret); tok != "" {
 		t.Fatal("the main application obtained a client-credentials token")
 	}
-	if tok, _ := b.clientToken(t, reg.Push.ClientID, reg.Push.ClientSecret+"x"); tok != "" {
-		t.Fatal("a wrong push secret obtained a token")
-	}
-
-	// Anything that is not a push source gets no push credentials.
-	w := b.register(t, "dev_alice", "world-clock", nil)
-	if w.Push != nil {
-		t.Fatalf("a widget got push credentials: %+v", w.Push)
-	}
-	r := b.do(t, "GET", "/v1/developer/integrations/world-clock", b.dev(t, "dev_alice"), nil)
-	if r.Status != 200 {
-		t.Fatalf("get: %d %s", r.Status, r.Body)
-	}
-	if n := b.count(t, `SELECT count(*) FROM integrations WHERE push_client_id IS NOT NULL OR push_role_id IS NOT NULL`); n != 1 {
-		t.Fatalf("%d integrations with push credentials, want 1", n)
+	if tok, _ := b.clientToken(t, c.ClientID, c.ClientSecret+"x"); tok != "" {
+		t.Fatal("a wrong secret obtained a token")
 	}
 }
 
-// pushApps records the push credentials made and deleted through it, and can make creating
-// them fail.
-type pushApps struct {
+// storedClient returns integrations.m2m_app_id and m2m_role_id of name.
+func (b bundle) storedClient(t *testing.T, name string) (appID, roleID string) {
+	t.Helper()
+	if err := b.owner.QueryRow(context.Background(), `SELECT coalesce(m2m_app_id, ''), coalesce(m2m_role_id, '')
+		FROM integrations WHERE name = $1`, name).Scan(&appID, &roleID); err != nil {
+		t.Fatal(err)
+	}
+	return appID, roleID
+}
+
+// Every registration makes an integration client: a push source's carries data:write (what
+// POST /v1/ingest requires; functions/ingest's TestPushCredentialsFromLogto pushes with such a
+// token), anything else's no scope; both are stored and answered once.
+func TestRegisterCreatesIntegrationClient(t *testing.T) {
+	t.Parallel()
+	b := start(t)
+	for _, tc := range []struct {
+		name   string
+		change func(map[string]any)
+		scopes []string
+	}{
+		{"coin-prices", pushManifest, []string{"data:write"}},
+		{"world-clock", nil, nil},
+	} {
+		reg := b.register(t, "dev_alice", tc.name, tc.change)
+		c := reg.IntegrationClient
+		if c.ClientID == "" || c.ClientSecret == "" || c.ClientID == reg.ClientID {
+			t.Fatalf("%s: integration client %+v (main application %s)", tc.name, c, reg.ClientID)
+		}
+		if c.Scope != strings.Join(tc.scopes, " ") || c.Resource != idp.DefaultAPIResource {
+			t.Fatalf("%s: scope and resource: %+v", tc.name, c)
+		}
+		appID, roleID := b.storedClient(t, tc.name)
+		if appID != c.ClientID || roleID == "" {
+			t.Fatalf("%s: stored m2m_app_id %q m2m_role_id %q, answered %q", tc.name, appID, roleID, c.ClientID)
+		}
+		if code := b.mgmt(t, "/api/roles/"+url.PathEscape(roleID), nil); code != 200 {
+			t.Fatalf("%s: GET the integration client's role: %d", tc.name, code)
+		}
+		b.verifyClient(t, reg, tc.scopes...)
+		// The secret is shown once: reading the integration does not show it.
+		r := b.do(t, "GET", "/v1/developer/integrations/"+tc.name, b.dev(t, "dev_alice"), nil)
+		if r.Status != 200 || strings.Contains(string(r.Body), c.ClientSecret) {
+			t.Fatalf("%s: get: %d %s", tc.name, r.Status, r.Body)
+		}
+	}
+	if n := b.count(t, `SELECT count(DISTINCT m2m_app_id) FROM integrations WHERE m2m_app_id IS NOT NULL AND m2m_role_id IS NOT NULL`); n != 2 {
+		t.Fatalf("%d integrations with their own integration client, want 2", n)
+	}
+}
+
+// clientApps records the integration clients made and deleted through it, and can make
+// creating them fail.
+type clientApps struct {
 	Apps
 	after   func() // runs after the main application is created
 	fail    bool   // CreateM2M fails
@@ -119,7 +139,7 @@ type pushApps struct {
 	apps    []string // main applications created
 }
 
-func (r *pushApps) CreateApplication(ctx context.Context, app logto.NewApplication) (*logto.Application, error) {
+func (r *clientApps) CreateApplication(ctx context.Context, app logto.NewApplication) (*logto.Application, error) {
 	a, err := r.Apps.CreateApplication(ctx, app)
 	if err == nil {
 		r.apps = append(r.apps, a.ID)
@@ -130,7 +150,7 @@ func (r *pushApps) CreateApplication(ctx context.Context, app logto.NewApplicati
 	return a, err
 }
 
-func (r *pushApps) CreateM2M(ctx context.Context, m logto.NewM2M) (*logto.M2M, error) {
+func (r *clientApps) CreateM2M(ctx context.Context, m logto.NewM2M) (*logto.M2M, error) {
 	if r.fail {
 		return nil, errors.New("injected: the identity provider is down")
 	}
@@ -141,16 +161,16 @@ func (r *pushApps) CreateM2M(ctx context.Context, m logto.NewM2M) (*logto.M2M, e
 	return out, err
 }
 
-func (r *pushApps) DeleteM2M(ctx context.Context, m logto.M2M) error {
+func (r *clientApps) DeleteM2M(ctx context.Context, m logto.M2M) error {
 	r.deleted = append(r.deleted, m)
 	return r.Apps.DeleteM2M(ctx, m)
 }
 
-// A registration that fails after the push credentials were made deletes them with the main
+// A registration that fails after the integration client was made deletes it with the main
 // application: Logto keeps no application or role without an integration.
-func TestRegisterPushFailureDeletesPushCredentials(t *testing.T) {
+func TestRegisterFailureDeletesIntegrationClient(t *testing.T) {
 	t.Parallel()
-	rec := &pushApps{}
+	rec := &clientApps{}
 	var b bundle
 	b = startWith(t, func(a Apps) Apps {
 		rec.Apps = a
@@ -164,29 +184,29 @@ func TestRegisterPushFailureDeletesPushCredentials(t *testing.T) {
 		t.Fatalf("lost race: %d %s", r.Status, r.Body)
 	}
 	if len(rec.made) != 1 || len(rec.deleted) != 1 || rec.deleted[0] != rec.made[0] {
-		t.Fatalf("push credentials made %+v, deleted %+v", rec.made, rec.deleted)
+		t.Fatalf("integration clients made %+v, deleted %+v", rec.made, rec.deleted)
 	}
 	ctx := context.Background()
 	if _, err := b.lc.GetApplication(ctx, rec.made[0].AppID); !errors.Is(err, logto.ErrNotFound) {
-		t.Fatalf("the push application still exists: %v", err)
+		t.Fatalf("the integration client still exists: %v", err)
 	}
 	if _, err := b.lc.GetRole(ctx, rec.made[0].RoleID); !errors.Is(err, logto.ErrNotFound) {
-		t.Fatalf("the push role still exists: %v", err)
+		t.Fatalf("the integration client's role still exists: %v", err)
 	}
 	if _, err := b.lc.GetApplication(ctx, rec.apps[0]); !errors.Is(err, logto.ErrNotFound) {
 		t.Fatalf("the main application still exists: %v", err)
 	}
 }
 
-// When the push credentials cannot be made, the answer is 503, the main application is
+// When the integration client cannot be made, the answer is 503, the main application is
 // deleted and nothing is written.
-func TestRegisterPushCredentialsUnavailable(t *testing.T) {
+func TestRegisterIntegrationClientUnavailable(t *testing.T) {
 	t.Parallel()
-	rec := &pushApps{fail: true}
+	rec := &clientApps{fail: true}
 	b := startWith(t, func(a Apps) Apps { rec.Apps = a; return rec }, nil)
-	r := b.do(t, "POST", "/v1/developer/integrations", b.dev(t, "dev_alice"), b.manifestFor("coin-prices", "1.0.0", pushManifest))
+	r := b.do(t, "POST", "/v1/developer/integrations", b.dev(t, "dev_alice"), b.manifestFor("world-clock", "1.0.0", nil))
 	if r.Status != http.StatusServiceUnavailable {
-		t.Fatalf("push credentials unavailable: %d %s", r.Status, r.Body)
+		t.Fatalf("integration client unavailable: %d %s", r.Status, r.Body)
 	}
 	if len(rec.apps) != 1 {
 		t.Fatalf("main applications created: %v", rec.apps)
