@@ -40,12 +40,6 @@
 // created, they are deleted, so Logto holds no application without an integration (a failure
 // of that delete is logged with the application id).
 //
-// A push data source also gets its push credentials at registration (push.go): a
-// machine-to-machine application and a role carrying data:write, made through
-// logto.Client.CreateM2M; integrations.push_client_id and push_role_id name them, and the
-// answer's "push" carries the client id and secret, shown once and kept nowhere. A failed
-// registration deletes them with the main application.
-//
 // The client secret is returned only by registration and rotation. The database holds it
 // sealed because the install function exchanges consent codes with it; this function never
 // opens it. A rotation changes Logto first and then the row: if the row cannot be written the
