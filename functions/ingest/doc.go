@@ -5,7 +5,7 @@
 //
 // # Routes
 //
-//	POST /v1/ingest   push records (data:write of a push source's push application): 200 or 207 with a result per event
+//	POST /v1/ingest   push records (data:write of a push source's integration client): 200 or 207 with a result per event
 //	POST /events      the KafkaSource of integrations.{name}.data, and the replay-key pruning tick (PingSource)
 //
 // Two ways in, one pipeline (Service.accept):
@@ -13,9 +13,9 @@
 //   - POST /v1/ingest: structured (application/cloudevents+json), binary (ce-* headers) or
 //     batched (application/cloudevents-batch+json) mode. The body is bounded
 //     (INGEST_MAX_BODY_BYTES, 413) before anything is parsed, a batch by INGEST_MAX_BATCH.
-//     The token must carry data:write and its client_id must be the push application of a
-//     push data source (integrations.push_client_id): the token names the integration, so a
-//     token of another client is refused 403. Each event gets a result (stored, duplicate, or
+//     The token must carry data:write and its client_id must be the integration client of a
+//     push data source (integrations.m2m_app_id, made by the registry): the token names the
+//     integration, so a token of another client is refused 403. Each event gets a result (stored, duplicate, or
 //     refused with JSON pointers into the event and reasons); the answer is 200 when none was
 //     refused, 207 otherwise, so a partly bad batch keeps its good events.
 //   - POST /events: the KafkaSource of an integration's topic integrations.{name}.data

@@ -93,13 +93,13 @@ func setupIngest(t testing.TB, cfg Config) bundle {
 	return b
 }
 
-// pushSource inserts a push data source whose push application is clientID, its manifest
+// pushSource inserts a push data source whose integration client (m2m_app_id) is clientID, its manifest
 // version 1.0.0 declaring streams, and returns its id.
 func (b bundle) pushSource(t testing.TB, name, clientID, manifest string) string {
 	t.Helper()
 	ctx := context.Background()
 	var id string
-	if err := b.pool.QueryRow(ctx, `INSERT INTO integrations (developer_id, logto_app_id, push_client_id, name, display_name,
+	if err := b.pool.QueryRow(ctx, `INSERT INTO integrations (developer_id, logto_app_id, m2m_app_id, name, display_name,
 		type, delivery_mode, base_url, latest_version) VALUES ('dev_1', $1 || '-web', $1, $2, $2, 'data_source', 'push',
 		'https://example.test', '1.0.0') RETURNING id::text`, clientID, name).Scan(&id); err != nil {
 		t.Fatal(err)

@@ -97,7 +97,7 @@ func New(cfg Config, pool *pgxpool.Pool, norm records.Normalizer, log *slog.Logg
 }
 
 // Routes serves POST /v1/ingest behind v: a token with data:write whose client_id is a push
-// source's push application. The integration is named by the token, not by the request, so
+// source's integration client (m2m_app_id). The integration is named by the token, not by the request, so
 // auth.RequireClient (which checks a client_id against an integration the request names) has
 // nothing to compare with: the route requires the scope and then finds the push source by the
 // token's client_id; a client that is no push source's is refused 403, as RequireClient
@@ -117,7 +117,7 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request) error {
 	src, err := s.sources.ByClient(r.Context(), p.ClientID)
 	if errors.Is(err, errNoSource) {
 		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="data:write"`)
-		return httpx.Forbidden("the token's client is not the push application of a push data source")
+		return httpx.Forbidden("the token's client is not the integration client of a push data source")
 	}
 	if err != nil {
 		return httpx.Unavailable("cannot resolve the push source", err)

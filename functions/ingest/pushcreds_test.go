@@ -13,8 +13,8 @@ import (
 	"github.com/myscrollr/connect/shared/logto"
 )
 
-// Push credentials made as the registry makes them (logto.Client.CreateM2M: an M2M
-// application and a role carrying data:write) give, by client credentials, a token that POST
+// An integration client made as the registry makes a push source's (logto.Client.CreateM2M:
+// an M2M application and a role carrying data:write, functions/registry/client.go) gives, by client credentials, a token that POST
 // /v1/ingest accepts for that push source; the same application without its role gets no
 // data:write and is refused.
 func TestPushCredentialsFromLogto(t *testing.T) {
@@ -37,7 +37,7 @@ func TestPushCredentialsFromLogto(t *testing.T) {
 	tok := clientCredentials(t, hc, b.idp.Issuer(), creds.AppID, creds.Secret)
 	code, _, out := b.push(t, tok, batchCT, batch(t, ev("a1", "prices", `{"coin":"btc","cents":1}`)))
 	if code != 200 || results(t, out).Stored != 1 {
-		t.Fatalf("push with the push application's token: %d %s", code, out)
+		t.Fatalf("push with the integration client's token: %d %s", code, out)
 	}
 	if n := b.count(t, `SELECT count(*) FROM records WHERE key = 'btc'`); n != 1 {
 		t.Fatalf("%d records", n)

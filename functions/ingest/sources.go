@@ -49,18 +49,18 @@ func newSources(db querier, ttl time.Duration, now func() time.Time) *sources {
 	return &sources{db: db, ttl: ttl, now: now, byClient: map[string]*source{}, byName: map[string]*source{}}
 }
 
-const sourceQuery = `SELECT i.id::text, i.name, coalesce(i.push_client_id, ''), v.version,
+const sourceQuery = `SELECT i.id::text, i.name, coalesce(i.m2m_app_id, ''), v.version,
 		coalesce(v.manifest->'data_source'->'streams', '[]'::jsonb)
 	FROM integrations i JOIN integration_versions v
 		ON v.integration_id = i.id AND v.version = coalesce(i.current_version, i.latest_version)
 	WHERE i.type = 'data_source' AND i.delivery_mode = 'push' AND `
 
-// ByClient returns the push source whose push application is clientID.
+// ByClient returns the push source whose integration client (m2m_app_id) is clientID.
 func (s *sources) ByClient(ctx context.Context, clientID string) (*source, error) {
 	if clientID == "" {
 		return nil, errNoSource
 	}
-	return s.get(ctx, s.byClient, clientID, sourceQuery+`i.push_client_id = $1`)
+	return s.get(ctx, s.byClient, clientID, sourceQuery+`i.m2m_app_id = $1`)
 }
 
 // ByName returns the push source called name.
