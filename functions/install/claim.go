@@ -24,17 +24,19 @@ type ClaimResponse struct {
 	Scope        string    `json:"scope"`
 }
 
-// installClient is auth.RequireClient's lookup: the Logto application id of the install's
-// integration. An id that is not a UUID or not an install answers "" (then the token's client
-// can match nothing and the answer is 403), so an install of another integration and an
-// install that does not exist look the same to the caller.
+// installClient is auth.RequireClient's lookup: the integration client of the install's
+// integration (integrations.m2m_app_id, made by the registry: the machine-to-machine
+// application with which the integration calls as itself; its main application, the consent's
+// OIDC client, cannot use client credentials). An id that is not a UUID or not an install
+// answers "" (then the token's client can match nothing and the answer is 403), so an install
+// of another integration and an install that does not exist look the same to the caller.
 func (s *Service) installClient(r *http.Request) (string, error) {
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 		return "", nil
 	}
 	var app *string
-	err := s.pool.QueryRow(r.Context(), `SELECT i.logto_app_id FROM user_integrations ui JOIN integrations i ON i.id = ui.integration_id
+	err := s.pool.QueryRow(r.Context(), `SELECT i.m2m_app_id FROM user_integrations ui JOIN integrations i ON i.id = ui.integration_id
 		WHERE ui.id = $1`, id).Scan(&app)
 	if errors.Is(err, pgx.ErrNoRows) || app == nil {
 		return "", nil

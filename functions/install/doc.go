@@ -89,8 +89,10 @@
 //
 // The user's tokens (access, refresh, expiry, scope) are sealed with CLIENT_SECRET_KEYS, bound
 // to the install id, in install_tokens, and never logged nor put in an event (install.completed
-// carries tokens_expire_at only). The integration claims them with its own token
-// (auth.RequireClient: client_id must be the install's integration's application): 200 with the
+// carries tokens_expire_at only). The integration claims them with a client-credentials token
+// of its integration client (auth.RequireClient: client_id must be the install's integration's
+// m2m_app_id, the machine-to-machine application the registry made; the integration's main
+// application, the consent's OIDC client, cannot use client credentials): 200 with the
 // tokens and Cache-Control: no-store, deleted in the same statement, so a second claim answers
 // 410 Gone, as does a claim after INSTALL_TOKEN_TTL. A claim by another integration and a claim
 // for an install that does not exist both answer the same 403, revealing nothing. A response lost

@@ -145,9 +145,12 @@ func openPool(t *testing.T, u string) *pgxpool.Pool {
 	return pool
 }
 
-// integration is a registered integration with its Logto application.
+// integration is a registered integration with its Logto application (AppID, Secret: the
+// consent's OIDC client) and its integration client (ClientID, ClientSecret: machine to
+// machine, the client_id of its own tokens).
 type integration struct {
 	ID, Name, AppID, Secret string
+	ClientID, ClientSecret  string
 }
 
 type listingOpts struct {
@@ -157,8 +160,8 @@ type listingOpts struct {
 	scopes    []string
 }
 
-// integration registers an application at the identity server and the integration's row, as
-// the registry does (secret sealed, bound to the row's id).
+// integration registers an application and an integration client at the identity server and
+// the integration's row, as the registry does (secret sealed, bound to the row's id).
 func (b *bundle) integration(t *testing.T, name string, o listingOpts) integration {
 	t.Helper()
 	ctx := context.Background()
@@ -170,6 +173,10 @@ func (b *bundle) integration(t *testing.T, name string, o listingOpts) integrati
 		o.scopes = []string{"profile:read", "dashboard:read"}
 	}
 	if err := b.lc.AssignUserConsentScopes(ctx, app.ID, logto.ConsentScopes{ResourceScopes: o.scopes}); err != nil {
+		t.Fatal(err)
+	}
+	client, err := b.lc.CreateM2M(ctx, logto.NewM2M{Name: "client " + name, Resource: idp.DefaultAPIResource})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if o.developer == "" {
@@ -189,10 +196,10 @@ func (b *bundle) integration(t *testing.T, name string, o listingOpts) integrati
 	}
 	m, _ := json.Marshal(map[string]any{"scopes": o.scopes})
 	b.exec(t, `INSERT INTO integrations (id, developer_id, logto_app_id, client_secret_sealed, name, display_name, type, base_url,
-		manifest, pricing_model, price_cents, is_published, published_at)
-		VALUES ($1, $2, $3, $4, $5, $5, 'widget', 'https://example.test', $6, $7, $8, $9, CASE WHEN $9 THEN now() END)`,
-		id, o.developer, app.ID, secret, name, m, o.pricing, price, o.published)
-	return integration{ID: id, Name: name, AppID: app.ID, Secret: app.Secret}
+		manifest, pricing_model, price_cents, is_published, published_at, m2m_app_id, m2m_role_id)
+		VALUES ($1, $2, $3, $4, $5, $5, 'widget', 'https://example.test', $6, $7, $8, $9, CASE WHEN $9 THEN now() END, $10, $11)`,
+		id, o.developer, app.ID, secret, name, m, o.pricing, price, o.published, client.AppID, client.RoleID)
+	return integration{ID: id, Name: name, AppID: app.ID, Secret: app.Secret, ClientID: client.AppID, ClientSecret: client.Secret}
 }
 
 func (b *bundle) exec(t *testing.T, sql string, args ...any) {
@@ -221,7 +228,33 @@ func (b *bundle) userToken(t *testing.T, user string) string {
 	return tok
 }
 
-// appToken is an integration's own (M2M) token: sub and client_id are its application.
+// clientToken is an integration's own token as it gets one: the client credentials grant of
+// its integration client at the identity server, for the API resource.
+func (b *bundle) clientToken(t *testing.T, in integration) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "resource": {idp.DefaultAPIResource}}
+	req, err := http.NewRequest(http.MethodPost, b.idp.Issuer()+"/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(in.ClientID), url.QueryEscape(in.ClientSecret))
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
+		t.Fatalf("client credentials of %s's integration client: %d %v", in.Name, resp.StatusCode, err)
+	}
+	return tok.AccessToken
+}
+
+// appToken is a token minted with sub and client_id appID (what no client-credentials grant
+// of a web application gives, for the refusals).
 func (b *bundle) appToken(t *testing.T, appID string) string {
 	t.Helper()
 	tok, err := b.idp.Mint(idp.TokenRequest{Subject: appID, ClientID: appID})

@@ -99,24 +99,28 @@ func TestFreeInstallFlow(t *testing.T) {
 	}
 
 	// Claims: another integration's token and an unknown install look the same; the right
-	// one gets the tokens once.
+	// one gets the tokens once, with its integration client's token (a token whose client is
+	// the integration's main application, the consent's client, is not the integration).
 	other := b.integration(t, "other", listingOpts{published: true})
 	path := "/v1/integration/installs/" + done.InstallID + "/token"
-	st1, body1, _ := b.do(t, "POST", path, b.appToken(t, other.AppID), nil)
-	st2, body2, _ := b.do(t, "POST", "/v1/integration/installs/"+uuid.NewString()+"/token", b.appToken(t, other.AppID), nil)
+	st1, body1, _ := b.do(t, "POST", path, b.clientToken(t, other), nil)
+	st2, body2, _ := b.do(t, "POST", "/v1/integration/installs/"+uuid.NewString()+"/token", b.clientToken(t, other), nil)
 	if st1 != http.StatusForbidden || st2 != http.StatusForbidden || string(body1) != string(body2) {
 		t.Fatalf("another integration's claim: %d %s; unknown install: %d %s", st1, body1, st2, body2)
+	}
+	if st, out, _ := b.do(t, "POST", path, b.appToken(t, in.AppID), nil); st != http.StatusForbidden {
+		t.Fatalf("claim with the main application as client: %d %s", st, out)
 	}
 	if st, _, _ := b.do(t, "POST", path, "", nil); st != http.StatusUnauthorized {
 		t.Fatalf("claim without a token: %d", st)
 	}
-	st, out, hdr := b.do(t, "POST", path, b.appToken(t, in.AppID), nil)
+	st, out, hdr := b.do(t, "POST", path, b.clientToken(t, in), nil)
 	var claimed ClaimResponse
 	if err := json.Unmarshal(out, &claimed); err != nil || st != 200 || claimed.AccessToken == "" || claimed.RefreshToken == "" ||
 		claimed.Scope != "dashboard:read profile:read" || hdr.Get("Cache-Control") != "no-store" {
 		t.Fatalf("claim: %d %s", st, out)
 	}
-	if st, out, _ := b.do(t, "POST", path, b.appToken(t, in.AppID), nil); st != http.StatusGone {
+	if st, out, _ := b.do(t, "POST", path, b.clientToken(t, in), nil); st != http.StatusGone {
 		t.Fatalf("second claim: %d %s", st, out)
 	}
 	if s := b.state(t, in); s.Tokens != 0 {
@@ -401,7 +405,7 @@ func TestUnclaimedTokensExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.clk.Advance(time.Hour)
-	if st, out, _ := b.do(t, "POST", "/v1/integration/installs/"+id+"/token", b.appToken(t, in.AppID), nil); st != http.StatusGone {
+	if st, out, _ := b.do(t, "POST", "/v1/integration/installs/"+id+"/token", b.clientToken(t, in), nil); st != http.StatusGone {
 		t.Fatalf("expired claim: %d %s", st, out)
 	}
 	if n := b.count(t, `SELECT count(*) FROM install_tokens`); n != 0 {
