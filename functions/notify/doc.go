@@ -66,7 +66,7 @@
 //	GET  /v1/lifecycle/keys                                          public: the key set (webhook.KeySet), cacheable 5 min
 //	GET  /v1/developer/integrations/{name}/deliveries?cursor=&limit= integrations:write, own integration (else 404): the log, newest first
 //	POST /v1/developer/integrations/{name}/deliveries/{id}/redeliver integrations:write, own: re-queue now, attempts reset, endpoint re-enabled, attempted at once
-//	GET  /v1/integration/events?after=&limit=                        the integration's own token (client_id = its logto_app_id): its lifecycle events after the cursor
+//	GET  /v1/integration/events?after=&limit=                        the integration's own token (client_id = its integration client, m2m_app_id): its lifecycle events after the cursor
 //
 // # Configuration (environment)
 //

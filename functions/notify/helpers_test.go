@@ -190,7 +190,8 @@ func (b *bundle) publishedKeys(t testing.TB) []webhook.PublicKey {
 }
 
 // integration starts a test integration verifying with the published keys and registers it
-// (an app, HTTP lifecycle unless kind says otherwise) owned by developer.
+// (an app, HTTP lifecycle unless kind says otherwise) owned by developer. Its main application
+// is "app-"+name, its integration client (the client_id of its own tokens) "client-"+name.
 func (b *bundle) integration(t testing.TB, name, developer, typ, manifest string) (*integ, string) {
 	t.Helper()
 	in := &integ{keys: b.publishedKeys(t), clock: b.clock}
@@ -203,9 +204,10 @@ func (b *bundle) integration(t testing.TB, name, developer, typ, manifest string
 	}
 	var id string
 	if err := b.owner.QueryRow(context.Background(), `INSERT INTO integrations
-		(developer_id, logto_app_id, name, display_name, type, delivery_mode, base_url, manifest, is_published, published_at)
-		VALUES ($1, $2, $3, $3, $4, $5, $6, $7, true, now()) RETURNING id::text`,
-		developer, "app-"+name, name, typ, mode, in.srv.URL, manifest).Scan(&id); err != nil {
+		(developer_id, logto_app_id, m2m_app_id, m2m_role_id, name, display_name, type, delivery_mode, base_url, manifest,
+		 is_published, published_at)
+		VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, true, now()) RETURNING id::text`,
+		developer, "app-"+name, "client-"+name, "role-"+name, name, typ, mode, in.srv.URL, manifest).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	return in, id
@@ -284,9 +286,10 @@ func (b *bundle) developerToken(t testing.TB, dev string) string {
 	return tok
 }
 
-func (b *bundle) integrationToken(t testing.TB, appID string) string {
+// integrationToken is a client-credentials token of the client clientID (sub and client_id).
+func (b *bundle) integrationToken(t testing.TB, clientID string) string {
 	t.Helper()
-	tok, err := b.idp.Mint(idp.TokenRequest{Subject: appID, ClientID: appID})
+	tok, err := b.idp.Mint(idp.TokenRequest{Subject: clientID, ClientID: clientID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -302,7 +302,8 @@ func TestExpiredLeaseIsRetaken(t *testing.T) {
 	}
 }
 
-// The catch-up route pages through the integration's own lifecycle events with its own token.
+// The catch-up route pages through the integration's own lifecycle events with its own token
+// (its integration client's).
 func TestCatchUpCursor(t *testing.T) {
 	b := setupNotify(t)
 	_, id := b.integration(t, "clock", "dev-1", "widget", `{}`)
@@ -314,7 +315,7 @@ func TestCatchUpCursor(t *testing.T) {
 		want = append(want, LifecycleID(e.Source(), e.ID(), events.TypeLifecycleInstall))
 	}
 	b.post(t, installCompleted(t, other, "coach", "x"))
-	tok := b.integrationToken(t, "app-clock")
+	tok := b.integrationToken(t, "client-clock")
 	var got []string
 	cursor := "0"
 	for range 4 {
@@ -353,6 +354,10 @@ func TestCatchUpCursor(t *testing.T) {
 	if status := b.call(t, "GET", "/v1/integration/events", b.integrationToken(t, "not-an-integration"), nil); status != 403 {
 		t.Errorf("a client that is no integration's: %d", status)
 	}
+	// The main application (the consent's OIDC client) is not the integration calling as itself.
+	if status := b.call(t, "GET", "/v1/integration/events", b.integrationToken(t, "app-clock"), nil); status != 403 {
+		t.Errorf("the main application's client id: %d", status)
+	}
 }
 
 // A developer sees and redelivers only their own integrations' deliveries; another's is 404.
@@ -382,7 +387,7 @@ func TestDeveloperIsolation(t *testing.T) {
 	if status := b.call(t, "POST", "/v1/developer/integrations/coach/deliveries/not-a-uuid/redeliver", owner, nil); status != 400 {
 		t.Errorf("bad id: %d", status)
 	}
-	if status := b.call(t, "GET", "/v1/developer/integrations/coach/deliveries", b.integrationToken(t, "app-coach"), nil); status != 403 {
+	if status := b.call(t, "GET", "/v1/developer/integrations/coach/deliveries", b.integrationToken(t, "client-coach"), nil); status != 403 {
 		t.Errorf("without integrations:write: %d", status)
 	}
 }

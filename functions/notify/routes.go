@@ -33,7 +33,7 @@ func (s *Service) Routes(v *auth.Verifier) http.Handler {
 	dev("GET /v1/developer/integrations/{name}/deliveries", s.deliveries)
 	dev("POST /v1/developer/integrations/{name}/deliveries/{id}/redeliver", s.redeliver)
 	// The integration calling as itself: any valid token of the platform's API; which
-	// integration it is comes from its client_id (an integration's Logto application).
+	// integration it is comes from its client_id (an integration client, integrations.m2m_app_id).
 	mux.Handle("GET /v1/integration/events", v.Require()(httpx.HandlerFunc(s.catchUp)))
 	return mux
 }
@@ -240,8 +240,9 @@ type EventPage struct {
 }
 
 // catchUp answers the calling integration's lifecycle events after ?after= (default 0, the
-// beginning), at most ?limit= (1-1000, default 100). The integration is the one whose Logto
-// application is the token's client_id.
+// beginning), at most ?limit= (1-1000, default 100). The integration is the one whose
+// integration client (the machine-to-machine application the registry made, m2m_app_id) is the
+// token's client_id.
 func (s *Service) catchUp(w http.ResponseWriter, r *http.Request) error {
 	p, err := principal(r)
 	if err != nil {
@@ -256,9 +257,9 @@ func (s *Service) catchUp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var integ string
-	err = s.pool.QueryRow(r.Context(), `SELECT id::text FROM integrations WHERE logto_app_id = $1`, p.ClientID).Scan(&integ)
+	err = s.pool.QueryRow(r.Context(), `SELECT id::text FROM integrations WHERE m2m_app_id = $1`, p.ClientID).Scan(&integ)
 	if errors.Is(err, pgx.ErrNoRows) || p.ClientID == "" {
-		return httpx.Forbidden("the token's client is not an integration's application")
+		return httpx.Forbidden("the token's client is not an integration client")
 	}
 	if err != nil {
 		return httpx.Unavailable("cannot read the integration", err)
