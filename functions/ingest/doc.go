@@ -48,8 +48,9 @@
 // per P) push HTTP batches of 500 new records end to end, with records.Identity, against the
 // throwaway test cluster (shared/pgcluster: fsync=off, synchronous_commit=on; production keeps
 // PostgreSQL's defaults, fsync=on and synchronous_commit=on). On the shared 2-core development
-// machine (load average 5 to 8) they measured 4,800 to 9,200 records/s, concurrency adding
-// nothing there (both cores were busy), with 72 to 77 µs of Go CPU per record. Where one
+// machine they measured 4,800 to 11,300 records/s depending on its load (load average 4 to
+// 8), concurrency adding nothing there (both cores were busy), with 48 to 77 µs of Go CPU per
+// record (the target is 50,000 records/s: 40 µs of CPU for Go and PostgreSQL together). Where one
 // record's time goes (Go CPU profile, and the statements timed one by one): the strict
 // structured-event decoder (events/kafkace) about 28 % of the Go CPU, validating the record
 // (records.Check, jsonschema) 16 %, the data.received announcement (encoding and its
