@@ -342,7 +342,7 @@ func TestDeploymentChecksCatchMistakes(t *testing.T) {
 			}},
 		{"sink without credentials", "kafka-auth", `KafkaSink "connect-events-dlq": field spec.auth.secret.ref.name: required`,
 			func(d *deployment) { d.m.KafkaSinks[0].AuthSecret = "" }},
-		{"source without TLS", "kafka-auth", `KafkaSource "ingest-push": field spec.net: sasl and tls must be enabled`,
+		{"source without TLS", "kafka-auth", `KafkaSource "ingest-push-league-scores": field spec.net: sasl and tls must be enabled`,
 			func(d *deployment) { d.m.KafkaSources[0].TLS = false }},
 		{"relay without a password", "kafka-auth", `Service "relay": field spec.template.spec.containers[0].env: KAFKA_SASL_PASSWORD: required`,
 			func(d *deployment) {

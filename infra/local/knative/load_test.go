@@ -115,8 +115,8 @@ func TestLoadRepositoryManifests(t *testing.T) {
 		t.Fatalf("kafka sources = %d", len(m.KafkaSources))
 	}
 	ks := m.KafkaSources[0]
-	if ks.ConsumerGroup != "connect-ingest" || ks.Sink.Ref.Name != "ingest" || ks.Sink.URI != "/events" ||
-		len(ks.Topics) == 0 || ks.Topics[0] != "integrations.demo-push.data" || ks.InitialOffset != "earliest" {
+	if ks.ConsumerGroup != "connect-ingest-league-scores" || ks.Sink.Ref.Name != "ingest" || ks.Sink.URI != "/events" ||
+		len(ks.Topics) != 1 || ks.Topics[0] != "integrations.league-scores.data" || ks.InitialOffset != "earliest" {
 		t.Errorf("kafka source = %+v", ks)
 	}
 }

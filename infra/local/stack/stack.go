@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -417,8 +418,14 @@ func (s *Stack) startKafka() error {
 	}
 	var port int
 	fmt.Sscan(portStr, &port)
+	// The KafkaSources' topics exist from the start, so their consumers find them at once (a
+	// topic created later by its first producer is seen only at the next metadata refresh).
+	topics := slices.Clone(Topics)
+	for _, ks := range s.manifests.KafkaSources {
+		topics = append(topics, ks.Topics...)
+	}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.AllowAutoTopicCreation(),
-		kfake.DefaultNumPartitions(8), kfake.SeedTopics(8, Topics...))
+		kfake.DefaultNumPartitions(8), kfake.SeedTopics(8, topics...))
 	if err != nil {
 		return fmt.Errorf("stack: start kafka on %s: %w", s.cfg.KafkaAddr, err)
 	}
