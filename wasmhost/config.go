@@ -11,6 +11,12 @@ import (
 	"time"
 )
 
+// Values of Config.Isolation (WASM_ISOLATION).
+const (
+	IsolationProcess   = "process"
+	IsolationInProcess = "inprocess"
+)
+
 // Defaults of Config.
 const (
 	DefaultMaxModuleBytes = 16 << 20
@@ -37,8 +43,9 @@ type Config struct {
 	// MaxMemoryPages (WASM_MAX_MEMORY_PAGES, default 2048 = 128 MiB) bounds one instance's
 	// linear memory, in 64 KiB pages; a guest past it sees memory.grow fail.
 	MaxMemoryPages uint32
-	// BatchTimeout (WASM_BATCH_TIMEOUT, default 2s) bounds one batch: past it the instance is
-	// closed (the guest stops at its next function entry or loop back edge) and the batch fails.
+	// BatchTimeout (WASM_BATCH_TIMEOUT, default 2s) bounds one batch: past it the batch fails
+	// and its instance is gone (process isolation: the worker is killed with SIGKILL; in-process:
+	// the instance is closed and the guest stops at its next function entry or loop back edge).
 	BatchTimeout time.Duration
 	// InitTimeout (WASM_INIT_TIMEOUT, default 5s) bounds instantiating a module.
 	InitTimeout time.Duration
@@ -60,6 +67,12 @@ type Config struct {
 	// MaxModules (WASM_MAX_MODULES, default 64) is how many compiled modules are kept; the
 	// least recently used is dropped past it.
 	MaxModules int
+	// Isolation (WASM_ISOLATION) is where guests run: IsolationProcess, in worker processes
+	// (the function's own binary re-executed, see MaybeWorker) killed at the batch deadline;
+	// IsolationInProcess, in this process under wazero's close-on-context-done. Default: process
+	// when the binary called MaybeWorker, in-process otherwise (a binary that cannot be a worker;
+	// tests of other packages). The measured cost of each is in docs/decisions/0009.
+	Isolation string
 	// uninterruptible turns wazero's close-on-context-done off: only the benchmark that
 	// measured the decision (docs/decisions/0009) sets it; without it a spinning guest
 	// cannot be stopped.
@@ -99,6 +112,12 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Isolation == "" {
+		c.Isolation = IsolationInProcess
+		if workerCapable.Load() {
+			c.Isolation = IsolationProcess
+		}
+	}
 	return c
 }
 
@@ -119,6 +138,15 @@ func (c Config) validate() error {
 	if c.PoolSize < 0 || c.GCEvery < 0 || c.MaxModules < 0 {
 		errs = append(errs, errors.New("PoolSize (WASM_POOL_SIZE), GCEvery (WASM_GC_EVERY) and MaxModules (WASM_MAX_MODULES) must not be negative"))
 	}
+	switch c.Isolation {
+	case "", IsolationInProcess:
+	case IsolationProcess:
+		if !workerCapable.Load() {
+			errs = append(errs, errors.New("Isolation (WASM_ISOLATION) process needs wasmhost.MaybeWorker() called at the top of main: this binary cannot be a worker"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("Isolation (WASM_ISOLATION) must be %q or %q, not %q", IsolationProcess, IsolationInProcess, c.Isolation))
+	}
 	return errors.Join(errs...)
 }
 
@@ -131,6 +159,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	var c Config
 	var errs []error
 	c.CacheDir = strings.TrimSpace(getenv("WASM_CACHE_DIR"))
+	c.Isolation = strings.TrimSpace(getenv("WASM_ISOLATION"))
 	ints := []struct {
 		env string
 		dst *int

@@ -98,6 +98,9 @@ func asModule(tb testing.TB) []byte {
 	return built.asQts
 }
 
+// isolations are the modes every behaviour test runs in.
+var isolations = []string{IsolationProcess, IsolationInProcess}
+
 // newHost starts a host with cfg (small limits unless set) closed at the end of the test.
 func newHost(tb testing.TB, cfg Config) *Host {
 	tb.Helper()
@@ -136,6 +139,7 @@ func sharedCacheDir(tb testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	MaybeWorker() // the test binary is the workers' binary too
 	code := m.Run()
 	if cacheDir.dir != "" {
 		_ = os.RemoveAll(cacheDir.dir)

@@ -24,10 +24,12 @@ import (
 // compiled (by sha256, least recently used dropped past Config.MaxModules) and, per module, a
 // pool of instances. It is safe for concurrent use.
 type Host struct {
-	cfg     Config
-	rt      wazero.Runtime
-	cache   wazero.CompilationCache
-	tempDir string // the cache directory we created, removed by Close
+	cfg      Config
+	rt       wazero.Runtime
+	cache    wazero.CompilationCache
+	tempDir  string // the cache directory we created, removed by Close
+	cacheDir string // the compilation cache's directory, shared with the workers
+	exe      string // this binary, re-executed as a worker (process isolation)
 
 	mu      sync.Mutex
 	modules map[string]*Module
@@ -56,17 +58,38 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("wasmhost: compilation cache in %s (WASM_CACHE_DIR): %w", dir, err)
 	}
 	h.cache = cache
-	h.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithCompilationCache(cache).
-		WithMemoryLimitPages(cfg.MaxMemoryPages).
-		WithCloseOnContextDone(!cfg.uninterruptible).
-		WithCoreFeatures(api.CoreFeaturesV2))
-	if err := instantiateWASI(ctx, h.rt); err != nil {
-		_ = h.rt.Close(ctx)
+	h.cacheDir = dir
+	if cfg.Isolation == IsolationProcess {
+		// This runtime only compiles and validates: guests run in workers, whose runtimes
+		// have close-on-done off. The setting is part of wazero's cache key, so compiling
+		// with the workers' setting here puts the code they load in the shared cache.
+		cfg.uninterruptible = true
+		if h.exe, err = os.Executable(); err != nil {
+			h.removeTemp()
+			return nil, fmt.Errorf("wasmhost: process isolation: finding this binary: %w", err)
+		}
+	}
+	h.rt, err = newRuntime(ctx, cache, cfg.MaxMemoryPages, !cfg.uninterruptible)
+	if err != nil {
 		h.removeTemp()
 		return nil, fmt.Errorf("wasmhost: %w", err)
 	}
 	return h, nil
+}
+
+// newRuntime is a wazero runtime with our WASI and the memory limit; closeOnDone is the
+// in-process time limit (off in workers, which are killed instead).
+func newRuntime(ctx context.Context, cache wazero.CompilationCache, maxPages uint32, closeOnDone bool) (wazero.Runtime, error) {
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(cache).
+		WithMemoryLimitPages(maxPages).
+		WithCloseOnContextDone(closeOnDone).
+		WithCoreFeatures(api.CoreFeaturesV2))
+	if err := instantiateWASI(ctx, rt); err != nil {
+		_ = rt.Close(ctx)
+		return nil, err
+	}
+	return rt, nil
 }
 
 func (h *Host) removeTemp() {
@@ -142,8 +165,9 @@ func (h *Host) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	m := &Module{
 		host:     h,
 		compiled: cm,
+		wasm:     wasm,
 		info:     Info{SHA256: sum, Size: len(wasm), HasGC: hasGC},
-		idle:     make(chan *instance, h.cfg.PoolSize),
+		idle:     make(chan instance, h.cfg.PoolSize),
 		slots:    make(chan struct{}, h.cfg.PoolSize),
 	}
 	inst, err := m.instantiate(ctx)
@@ -155,7 +179,7 @@ func (h *Host) Load(ctx context.Context, wasm []byte) (*Module, error) {
 		}
 		return nil, refuse("%s", clip(err.Error(), 300))
 	}
-	m.info.ABIVersion = inst.version
+	m.info.ABIVersion = inst.abiVersion()
 	m.idle <- inst
 
 	h.mu.Lock()
@@ -201,11 +225,12 @@ func (h *Host) Get(sha256 string) *Module {
 type Module struct {
 	host     *Host
 	compiled wazero.CompiledModule
+	wasm     []byte // handed to each new worker (process isolation)
 	info     Info
 	used     uint64 // h.tick at the last Load, under h.mu
 
-	idle  chan *instance // instances ready for a batch
-	slots chan struct{}  // one per instance running a batch
+	idle  chan instance // instances ready for a batch
+	slots chan struct{} // one per instance running a batch
 
 	mu      sync.Mutex
 	dropped bool
@@ -226,7 +251,7 @@ func (m *Module) drop(ctx context.Context) {
 	for {
 		select {
 		case inst := <-m.idle:
-			_ = inst.mod.Close(ctx)
+			inst.close(ctx)
 		default:
 			_ = m.compiled.Close(ctx)
 			return
@@ -234,27 +259,54 @@ func (m *Module) drop(ctx context.Context) {
 	}
 }
 
-// instance is one instantiated module with its exports.
-type instance struct {
+// instance is one running copy of a module, with its own memory: in this process (inproc) or
+// in a worker process (worker). It runs one batch at a time.
+type instance interface {
+	// batch runs one batch and returns the results buffer (a copy, not yet parsed) and the
+	// guest's log. Any error leaves the instance unusable.
+	batch(ctx context.Context, in []abi.Input) (out []byte, log []byte, logDropped int64, err error)
+	abiVersion() int
+	close(ctx context.Context)
+}
+
+// inproc is an instance in this process's runtime.
+type inproc struct {
 	mod                  api.Module
 	mem                  api.Memory
 	alloc, transform, gc api.Function
 	version              int
 	batches              int
 	log                  logSink
+	cfg                  Config
 }
 
-func (m *Module) instantiate(ctx context.Context) (*instance, error) {
-	inst := &instance{log: logSink{max: m.host.cfg.MaxLogBytes}}
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, logKey{}, &inst.log), m.host.cfg.InitTimeout)
+func (m *Module) instantiate(ctx context.Context) (instance, error) {
+	var inst instance
+	var err error
+	if m.host.cfg.Isolation == IsolationProcess {
+		inst, err = m.host.startWorker(ctx, m.wasm)
+	} else {
+		inst, err = newInproc(ctx, m.host.rt, m.compiled, m.host.cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.instances.Add(1)
+	return inst, nil
+}
+
+// newInproc instantiates compiled in rt (its _initialize under cfg.InitTimeout) and checks
+// its ABI version. The worker process uses it too.
+func newInproc(ctx context.Context, rt wazero.Runtime, compiled wazero.CompiledModule, cfg Config) (*inproc, error) {
+	inst := &inproc{log: logSink{max: cfg.MaxLogBytes}, cfg: cfg}
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, logKey{}, &inst.log), cfg.InitTimeout)
 	defer cancel()
-	mod, err := m.host.rt.InstantiateModule(ctx, m.compiled, wazero.NewModuleConfig().
+	mod, err := rt.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions(ExportInitialize))
 	if err != nil {
-		return nil, m.host.callError(ctx, "instantiating", err, &inst.log, m.host.cfg.InitTimeout)
+		return nil, callError(ctx, "instantiating", err, &inst.log, cfg.InitTimeout)
 	}
-	m.instances.Add(1)
 	inst.mod = mod
 	inst.mem = mod.ExportedMemory(ExportMemory)
 	inst.alloc = mod.ExportedFunction(ExportAlloc)
@@ -263,7 +315,7 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	res, err := mod.ExportedFunction(ExportABIVersion).Call(ctx)
 	if err != nil {
 		_ = mod.Close(ctx)
-		return nil, m.host.callError(ctx, ExportABIVersion, err, &inst.log, m.host.cfg.InitTimeout)
+		return nil, callError(ctx, ExportABIVersion, err, &inst.log, cfg.InitTimeout)
 	}
 	inst.version = int(int32(res[0]))
 	if inst.version != abi.Version {
@@ -272,6 +324,65 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	}
 	inst.log.reset()
 	return inst, nil
+}
+
+func (inst *inproc) abiVersion() int { return inst.version }
+
+func (inst *inproc) close(ctx context.Context) { _ = inst.mod.Close(context.WithoutCancel(ctx)) }
+
+func (inst *inproc) batch(ctx context.Context, in []abi.Input) ([]byte, []byte, int64, error) {
+	size := abi.BatchSize(in)
+	out, err := inst.call(ctx, size, func(buf []byte) error { abi.EncodeBatch(buf, in); return nil })
+	return out, inst.log.buf, inst.log.dropped, err
+}
+
+// call runs one batch of size bytes, which fill writes into the guest's buffer, under
+// cfg.BatchTimeout (effective only with close-on-done), and returns a copy of the results
+// buffer; connect_gc is called every cfg.GCEvery batches.
+func (inst *inproc) call(ctx context.Context, size int, fill func([]byte) error) ([]byte, error) {
+	cfg := inst.cfg
+	inst.log.reset()
+	cctx, cancel := context.WithTimeout(context.WithValue(ctx, logKey{}, &inst.log), cfg.BatchTimeout)
+	defer cancel()
+	fail := func(what string, err error) ([]byte, error) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, callError(cctx, what, err, &inst.log, cfg.BatchTimeout)
+	}
+	res, err := inst.alloc.Call(cctx, uint64(size))
+	if err != nil {
+		return fail(ExportAlloc, err)
+	}
+	ptr := uint32(res[0])
+	buf, ok := inst.mem.Read(ptr, uint32(size))
+	if !ok || ptr == 0 {
+		return nil, &BatchError{Reason: fmt.Sprintf("%s(%d) returned %d, not a buffer inside its memory", ExportAlloc, size, ptr)}
+	}
+	if err := fill(buf); err != nil {
+		return nil, err
+	}
+	res, err = inst.transform.Call(cctx, uint64(ptr), uint64(size))
+	if err != nil {
+		return fail(ExportTransform, err)
+	}
+	outPtr, outLen := uint32(res[0]>>32), uint32(res[0])
+	if int64(outLen) > int64(cfg.MaxOutputBytes) {
+		return nil, &BatchError{Reason: fmt.Sprintf("the output of the batch is %d bytes, at most %d", outLen, cfg.MaxOutputBytes)}
+	}
+	view, ok := inst.mem.Read(outPtr, outLen)
+	if !ok {
+		return nil, &BatchError{Reason: fmt.Sprintf("%s returned bytes %d to %d, outside its memory of %d bytes", ExportTransform, outPtr, uint64(outPtr)+uint64(outLen), inst.mem.Size())}
+	}
+	out := make([]byte, len(view))
+	copy(out, view)
+	inst.batches++
+	if inst.gc != nil && cfg.GCEvery > 0 && inst.batches%cfg.GCEvery == 0 {
+		if _, err := inst.gc.Call(cctx); err != nil {
+			return fail(ExportGC, err)
+		}
+	}
+	return out, nil
 }
 
 // BatchError is a batch that failed as a whole: the module trapped, exited, ran out of time
@@ -283,7 +394,7 @@ type BatchError struct {
 func (e *BatchError) Error() string { return "wasmhost: batch failed: " + e.Reason }
 
 // callError turns a failed call into a *BatchError (or the caller's own context error).
-func (h *Host) callError(ctx context.Context, what string, err error, log *logSink, limit interface{ String() string }) error {
+func callError(ctx context.Context, what string, err error, log *logSink, limit interface{ String() string }) error {
 	var reason string
 	var exit *sys.ExitError
 	switch {
@@ -330,7 +441,7 @@ func (m *Module) Run(ctx context.Context, in []abi.Input) (Batch, error) {
 	return b, err
 }
 
-func (m *Module) acquire(ctx context.Context) (*instance, error) {
+func (m *Module) acquire(ctx context.Context) (instance, error) {
 	select {
 	case m.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -349,7 +460,7 @@ func (m *Module) acquire(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
-func (m *Module) release(ctx context.Context, inst *instance, ok bool) {
+func (m *Module) release(ctx context.Context, inst instance, ok bool) {
 	defer func() { <-m.slots }()
 	m.mu.Lock()
 	dropped := m.dropped
@@ -361,65 +472,29 @@ func (m *Module) release(ctx context.Context, inst *instance, ok bool) {
 		default:
 		}
 	}
-	_ = inst.mod.Close(context.WithoutCancel(ctx))
+	inst.close(ctx)
 }
 
-func (m *Module) run(ctx context.Context, inst *instance, in []abi.Input) (Batch, error) {
+func (m *Module) run(ctx context.Context, inst instance, in []abi.Input) (Batch, error) {
 	cfg := m.host.cfg
-	size := abi.BatchSize(in)
-	if size > 1<<30 {
+	if size := abi.BatchSize(in); size > 1<<30 {
 		return Batch{}, fmt.Errorf("wasmhost: a batch of %d bytes is too large", size)
 	}
 	if err := ctx.Err(); err != nil {
 		return Batch{}, err
 	}
-	inst.log.reset()
-	cctx, cancel := context.WithTimeout(context.WithValue(ctx, logKey{}, &inst.log), cfg.BatchTimeout)
-	defer cancel()
-	fail := func(what string, err error) (Batch, error) {
-		if ctx.Err() != nil {
-			return Batch{}, ctx.Err()
-		}
-		return Batch{}, m.host.callError(cctx, what, err, &inst.log, cfg.BatchTimeout)
-	}
-	res, err := inst.alloc.Call(cctx, uint64(size))
+	out, log, dropped, err := inst.batch(ctx, in)
 	if err != nil {
-		return fail(ExportAlloc, err)
+		return Batch{}, err
 	}
-	ptr := uint32(res[0])
-	buf, ok := inst.mem.Read(ptr, uint32(size))
-	if !ok || ptr == 0 {
-		return Batch{}, &BatchError{Reason: fmt.Sprintf("%s(%d) returned %d, not a buffer inside its memory", ExportAlloc, size, ptr)}
-	}
-	abi.EncodeBatch(buf, in)
-	res, err = inst.transform.Call(cctx, uint64(ptr), uint64(size))
-	if err != nil {
-		return fail(ExportTransform, err)
-	}
-	outPtr, outLen := uint32(res[0]>>32), uint32(res[0])
-	if int64(outLen) > int64(cfg.MaxOutputBytes) {
-		return Batch{}, &BatchError{Reason: fmt.Sprintf("the output of the batch is %d bytes, at most %d", outLen, cfg.MaxOutputBytes)}
-	}
-	view, ok := inst.mem.Read(outPtr, outLen)
-	if !ok {
-		return Batch{}, &BatchError{Reason: fmt.Sprintf("%s returned bytes %d to %d, outside its memory of %d bytes", ExportTransform, outPtr, uint64(outPtr)+uint64(outLen), inst.mem.Size())}
-	}
-	out := make([]byte, len(view))
-	copy(out, view)
 	results, err := abi.ParseResults(out, len(in), cfg.MaxRecordBytes)
 	if err != nil {
 		return Batch{}, &BatchError{Reason: err.Error()}
 	}
-	inst.batches++
-	if inst.gc != nil && cfg.GCEvery > 0 && inst.batches%cfg.GCEvery == 0 {
-		if _, err := inst.gc.Call(cctx); err != nil {
-			return fail(ExportGC, err)
-		}
-	}
-	b := Batch{Results: results, LogDropped: inst.log.dropped}
-	if len(inst.log.buf) > 0 {
-		b.Log = string(inst.log.buf)
-		m.host.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "transform log", slog.String("sha256", m.info.SHA256), slog.String("log", tail(b.Log, 2000)), slog.Int64("dropped_bytes", b.LogDropped))
+	b := Batch{Results: results, LogDropped: dropped}
+	if len(log) > 0 {
+		b.Log = string(log)
+		cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "transform log", slog.String("sha256", m.info.SHA256), slog.String("log", tail(b.Log, 2000)), slog.Int64("dropped_bytes", b.LogDropped))
 	}
 	return b, nil
 }
