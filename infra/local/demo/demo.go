@@ -59,10 +59,13 @@ type Integration struct {
 	DataSource *manifest.DataSource
 	App        *manifest.App
 
-	// AppID and AppSecret are the integration's Logto application (its OIDC client and, for
-	// the M2M token with which it claims install tokens, its client credentials), set by
-	// whoever registers it with the identity provider (the local stack).
-	AppID, AppSecret string
+	// AppID and AppSecret are the integration's Logto application (the OIDC client of the
+	// install consent); ClientID and ClientSecret its integration client (machine to machine:
+	// the client credentials of the token with which it calls the platform as itself, to claim
+	// install tokens, catch up on lifecycle events or push). Set by whoever registers it with
+	// the identity provider (the local stack).
+	AppID, AppSecret       string
+	ClientID, ClientSecret string
 
 	handler  http.Handler
 	receiver *receiver
