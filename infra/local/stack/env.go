@@ -39,7 +39,7 @@ func (s *Stack) localValues() map[string]string {
 		"LIFECYCLE_SIGNING_KEYS":       s.lifecycleSigningKeys,
 		"STRIPE_WEBHOOK_SECRET":        s.stripeWebhookSecret,
 		// stripe-mock accepts any test-mode key.
-		"STRIPE_SECRET_KEY": envOr("STRIPE_SECRET_KEY", "sk_test_myscrollr_connect_dev"),
+		"STRIPE_SECRET_KEY": envOr("STRIPE_SECRET_KEY", "sk_test_MyScrollrConnectDev"),
 		// Where the install callback sends the user's browser back: the front door's root here.
 		"FRONTEND_URL":         envOr("FRONTEND_URL", s.URL+"/"),
 		"PLATFORM_FEE_PERCENT": envOr("PLATFORM_FEE_PERCENT", "15"),
