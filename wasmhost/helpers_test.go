@@ -15,6 +15,7 @@ import (
 var built struct {
 	once                     sync.Once
 	goQuotes, hostile, asQts []byte
+	goJSON                   []byte
 	goErr, asErr             error
 }
 
@@ -66,6 +67,9 @@ func buildAll() {
 		if built.goErr == nil {
 			built.hostile, built.goErr = buildGo(dir, "./testdata/hostile", "hostile.wasm")
 		}
+		if built.goErr == nil {
+			built.goJSON, built.goErr = buildGo(dir, "./testdata/gojson", "gojson.wasm")
+		}
 		if _, err := exec.LookPath("npm"); err != nil {
 			built.asErr = &buildError{what: "npm is not installed (the AssemblyScript example needs node and npm: apt-get install nodejs npm)", err: err}
 		} else {
@@ -83,6 +87,16 @@ func goModules(tb testing.TB) (quotes, hostile []byte) {
 		tb.Fatal(built.goErr)
 	}
 	return built.goQuotes, built.hostile
+}
+
+// goJSONModule returns the quotes transform decoded with encoding/json (testdata/gojson).
+func goJSONModule(tb testing.TB) []byte {
+	tb.Helper()
+	buildAll()
+	if built.goErr != nil {
+		tb.Fatal(built.goErr)
+	}
+	return built.goJSON
 }
 
 // asModule returns the AssemblyScript quotes example; it skips only when npm is missing.

@@ -78,6 +78,7 @@ func testQuotesExamples(t *testing.T, iso string) {
 		wasm func(testing.TB) []byte
 	}{
 		{"go", func(testing.TB) []byte { return goWasm }},
+		{"go-json", goJSONModule},
 		{"assemblyscript", asModule},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,15 @@
 // (upper-cased); ts whole seconds since the epoch, 0 to 10^11; volume, optional, a
 // non-negative integer. Other members are dropped. A record that breaks a rule is refused
 // with the member's JSON pointer and the reason.
+//
+// Two implementations of the same rules, so a benchmark can tell the language from the way it
+// is written: Append scans the record in place with no reflection and no allocation (scan.go:
+// the way a transform should be written, and what wasmhost/examples/go runs) and AppendJSON
+// decodes it with encoding/json into a struct (reflection, allocations: what a developer
+// writes first; wasmhost/testdata/gojson runs it). On well-formed records they answer the same;
+// they differ on edge cases (AppendJSON matches member names case-insensitively, decodes
+// escapes and quotes encoding/json's error; Append matches names exactly and refuses a member
+// it reads that holds an escape).
 package quotes
 
 import (
@@ -35,8 +44,8 @@ type quote struct {
 	Volume   *json.Number `json:"volume"`
 }
 
-// Append normalizes one record of stream and appends it to dst.
-func Append(dst []byte, stream string, data []byte) ([]byte, *Problem) {
+// AppendJSON normalizes one record of stream with encoding/json and appends it to dst.
+func AppendJSON(dst []byte, stream string, data []byte) ([]byte, *Problem) {
 	if stream != Stream {
 		return dst, &Problem{"", "unknown stream " + strconv.Quote(stream) + ": this transform knows \"quotes\""}
 	}
@@ -71,24 +80,29 @@ func Append(dst []byte, stream string, data []byte) ([]byte, *Problem) {
 			return dst, &Problem{"/volume", "must be a non-negative integer"}
 		}
 	}
+	return appendOut(dst, *q.Symbol, cents, *q.Currency, ts, vol), nil
+}
+
+// appendOut appends the normalized record (vol < 0: no volume).
+func appendOut[S string | []byte](dst []byte, sym S, cents int64, cur S, ts, vol int64) []byte {
 	dst = append(dst, `{"symbol":"`...)
-	dst = upper(dst, *q.Symbol)
+	dst = upper(dst, sym)
 	dst = append(dst, `","price_cents":`...)
 	dst = strconv.AppendInt(dst, cents, 10)
 	dst = append(dst, `,"currency":"`...)
-	dst = upper(dst, *q.Currency)
+	dst = upper(dst, cur)
 	dst = append(dst, `","observed_at_ms":`...)
 	dst = strconv.AppendInt(dst, ts*1000, 10)
 	if vol >= 0 {
 		dst = append(dst, `,"volume":`...)
 		dst = strconv.AppendInt(dst, vol, 10)
 	}
-	return append(dst, '}'), nil
+	return append(dst, '}')
 }
 
 // Cents parses a decimal price string ("187.2", "187.23", "187") into integer cents.
-func Cents(s string) (int64, bool) {
-	intPart, frac := s, ""
+func Cents[S string | []byte](s S) (int64, bool) {
+	intPart, frac := s, s[len(s):]
 	for i := 0; i < len(s); i++ {
 		if s[i] == '.' {
 			intPart, frac = s[:i], s[i+1:]
@@ -117,7 +131,7 @@ func Cents(s string) (int64, bool) {
 	return c, true
 }
 
-func symbol(s string) bool {
+func symbol[S string | []byte](s S) bool {
 	if len(s) == 0 || len(s) > 12 {
 		return false
 	}
@@ -130,7 +144,7 @@ func symbol(s string) bool {
 	return true
 }
 
-func currency(s string) bool {
+func currency[S string | []byte](s S) bool {
 	if len(s) != 3 {
 		return false
 	}
@@ -143,7 +157,7 @@ func currency(s string) bool {
 	return true
 }
 
-func upper(dst []byte, s string) []byte {
+func upper[S string | []byte](dst []byte, s S) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 'a' && c <= 'z' {
