@@ -231,11 +231,13 @@ func (s *Service) sessionParams(user string, l *listing, acct *account, pendingI
 }
 
 // stripeProblem maps a failed Stripe call: a refusal about the connected account (Stripe's 4xx)
-// is the listing's problem (409, retrying will not help until the developer acts); anything
-// else (network, Stripe's 5xx, 429) is 503, so the client tries again.
+// is the listing's problem (409, retrying will not help until the developer acts); the
+// platform's own key refused (401, 403) and anything else (network, Stripe's 5xx, 429) is 503:
+// nothing the user or the developer did, logged for the operators.
 func stripeProblem(name string, err error) error {
 	var se *stripe.Error
-	if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != http.StatusTooManyRequests {
+	if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != http.StatusTooManyRequests &&
+		se.HTTPStatusCode != http.StatusUnauthorized && se.HTTPStatusCode != http.StatusForbidden {
 		p := httpx.Conflict(strconv.Quote(name) + " cannot be bought right now: Stripe refused the checkout on its developer's account")
 		p.Errors = []httpx.FieldError{{Field: "integration", Reason: "Stripe refused the checkout on the developer's account"}}
 		p.Cause = err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,9 +11,11 @@ import (
 	"time"
 
 	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/payments"
 	"github.com/myscrollr/connect/shared/payments/stripemock"
 	"github.com/myscrollr/connect/shared/runtime"
+	"github.com/stripe/stripe-go/v79"
 )
 
 // testAccount is the connected account enablePayments gives the developer.
@@ -351,5 +354,21 @@ func TestPaymentSucceededContinuesToConsent(t *testing.T) {
 	if err := json.Unmarshal(out, &list); err != nil || list.Installs[0].Subscription.Status != "canceled" ||
 		list.Installs[0].Subscription.AccessEndReason != "subscription_ended" {
 		t.Fatalf("ended subscription: %s %v", out, err)
+	}
+}
+
+// A refusal about the developer's account is the listing's (409); the platform's own key
+// refused, a rate limit or Stripe down is nobody's fault the caller can fix (503).
+func TestStripeProblem(t *testing.T) {
+	for status, want := range map[int]int{400: 409, 402: 409, 404: 409, 401: 503, 403: 503, 429: 503, 500: 503} {
+		err := stripeProblem("pro", &stripe.Error{HTTPStatusCode: status, Msg: "no"})
+		var p *httpx.Problem
+		if !errors.As(err, &p) || p.Status != want {
+			t.Errorf("Stripe %d: %v, want %d", status, err, want)
+		}
+	}
+	var p *httpx.Problem
+	if err := stripeProblem("pro", errors.New("dial tcp: refused")); !errors.As(err, &p) || p.Status != 503 {
+		t.Errorf("network error: %v, want 503", err)
 	}
 }
