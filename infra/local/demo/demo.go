@@ -218,7 +218,8 @@ func catalog(now func() time.Time) []Integration {
 			PricingModel: "subscription", PriceCents: 299, Currency: "usd", Interval: "month",
 			Tier: "verified", Scopes: []string{"fantasy:read", "dashboard:write"},
 			DataSource: &manifest.DataSource{Streams: []manifest.Stream{
-				{Name: "scores", Description: "The score of each match of your league, as it changes."}}},
+				{Name: "scores", Description: "The score of each match of your league, as it changes.",
+					Key: []string{"match_id"}, Schema: scoreSchema}}},
 			handler: base("League Scores", nil),
 		},
 		{
@@ -270,6 +271,13 @@ func base(title string, extra func(mux *http.ServeMux)) http.Handler {
 	}
 	return mux
 }
+
+// scoreSchema is the push source's "scores" stream, declared in its manifest (push sources
+// have no GET /schema): one record per match, keyed by match_id.
+var scoreSchema = json.RawMessage(`{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
+"required":["match_id","home","away","home_score","away_score"],"additionalProperties":false,
+"properties":{"match_id":{"type":"string","minLength":1,"maxLength":64},"home":{"type":"string"},"away":{"type":"string"},
+"home_score":{"type":"integer","minimum":0},"away_score":{"type":"integer","minimum":0},"minute":{"type":"integer","minimum":0,"maximum":130}}}`)
 
 var recordSchema = map[string]any{
 	"$schema":  "https://json-schema.org/draft/2020-12/schema",
