@@ -337,7 +337,7 @@ func TestFunctionRolesIsolated(t *testing.T) {
 			{"mark revoked", `INSERT INTO install_revocations (user_id, integration_id, revoked_at) VALUES ('user_1', $1, now())`, []any{integ}, false},
 			{"read reviews", `SELECT count(*) FROM integration_reviews`, nil, false},
 			{"read outbox", `SELECT count(*) FROM outbox`, nil, false},
-			{"read processed_events", `SELECT count(*) FROM processed_events`, nil, false},
+			{"read processed_events (payment.succeeded claims, migration 00016)", `SELECT count(*) FROM processed_events`, nil, true},
 			{"create slot", `SELECT pg_create_logical_replication_slot('install_slot', 'pgoutput', true)`, nil, false},
 			{"read developer_accounts", `SELECT count(*) FROM developer_accounts`, nil, true},
 		},

@@ -144,7 +144,8 @@ func integration() map[string]any {
 				"reason": "GET /health: 500", "response_time_ms": 12, "checked_at": "2026-11-29T21:30:40Z"}},
 		}},
 		"stats": map[string]any{"active_installs": 0, "installs_by_day": days,
-			"uptime": map[string]any{"24h": nil, "7d": nil, "30d": 99.9}, "health_status": "unknown"},
+			"uptime": map[string]any{"24h": nil, "7d": nil, "30d": 99.9}, "health_status": "unknown",
+			"revenue_by_month": []any{}, "active_subscriptions": 0},
 		"created_at": "2026-11-29T21:30:40Z", "updated_at": "2026-11-29T21:30:40Z",
 	}
 }
@@ -214,7 +215,8 @@ func TestTransport(t *testing.T) {
 			reply: ok(map[string]any{"items": []any{with(listing(), "badge", nil)}}, cached), fail: "badge"},
 		{name: "extra nested field", method: "GET", target: "/v1/developer/integrations/crypto-ticker", headers: bearer,
 			reply: ok(with(integration(), "stats", map[string]any{"active_installs": 0, "installs_by_day": integration()["stats"].(map[string]any)["installs_by_day"],
-				"uptime": map[string]any{"24h": nil, "7d": nil, "30d": nil}, "health_status": "unknown", "revenue": 0}), nil), fail: "revenue"},
+				"uptime": map[string]any{"24h": nil, "7d": nil, "30d": nil}, "health_status": "unknown",
+				"revenue_by_month": []any{}, "active_subscriptions": 0, "revenue": 0}), nil), fail: "revenue"},
 		{name: "missing field", method: "GET", target: "/v1/developer/integrations/crypto-ticker", headers: bearer,
 			reply: ok(without(integration(), "client_id"), nil), fail: "client_id"},
 		{name: "missing field in detail", method: "GET", target: "/v1/integrations/crypto-ticker",
