@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/myscrollr/connect/infra/local/demo"
 	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/logto"
 	"github.com/myscrollr/connect/shared/manifest"
@@ -161,4 +163,13 @@ func (s *Stack) PublishListing(ctx context.Context, l Listing) (Published, error
 		return Published{}, fmt.Errorf("stack: publish %s: %w", m.Name, err)
 	}
 	return Published{ID: id, AppID: app.ID, AppSecret: app.Secret, ClientID: client.AppID, ClientSecret: client.Secret}, nil
+}
+
+// DemoIntegrations are the running demo integrations with their Logto applications and
+// integration clients (nil when the stack runs without the demo).
+func (s *Stack) DemoIntegrations() []demo.Integration {
+	if s.demo == nil {
+		return nil
+	}
+	return slices.Clone(s.demo.Integrations)
 }
