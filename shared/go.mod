@@ -42,6 +42,7 @@ require (
 	github.com/rs/cors v1.11.1 // indirect
 	github.com/stripe/stripe-go/v79 v79.12.0 // indirect
 	github.com/stripe/stripe-mock v0.203.0 // indirect
+	github.com/tetratelabs/wazero v1.12.0 // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
 	github.com/zitadel/schema v1.3.2 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
@@ -63,6 +64,7 @@ require (
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/myscrollr/connect/events v0.0.0-00010101000000-000000000000
+	github.com/myscrollr/connect/wasmhost v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.23.0 // indirect
@@ -79,3 +81,5 @@ replace github.com/myscrollr/connect/schemas => ../schemas
 replace github.com/myscrollr/connect/events => ../events
 
 tool github.com/stripe/stripe-mock
+
+replace github.com/myscrollr/connect/wasmhost => ../wasmhost

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/myscrollr/connect/wasmhost"
 )
 
 // Defaults of Config.
@@ -48,6 +50,8 @@ type Config struct {
 	// ReplayRetention (INGEST_REPLAY_RETENTION, default 168h) is how long the (source, id) of
 	// a stored event is remembered: a replay within it is answered "duplicate".
 	ReplayRetention time.Duration
+	// Wasm (WASM_*, wasmhost.ConfigFromEnv) bounds the WASM transforms records go through.
+	Wasm wasmhost.Config
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv) and validates it.
@@ -95,6 +99,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	integer(&c.Burst, "INGEST_BURST", "Burst", DefaultBurst)
 	dur(&c.SourceTTL, "INGEST_SOURCE_TTL", "SourceTTL", DefaultSourceTTL)
 	dur(&c.ReplayRetention, "INGEST_REPLAY_RETENTION", "ReplayRetention", DefaultReplayRetention)
+	if w, err := wasmhost.ConfigFromEnv(getenv); err != nil {
+		errs = append(errs, fmt.Errorf("ingest: Config.Wasm: %v", err))
+	} else {
+		c.Wasm = w
+	}
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}

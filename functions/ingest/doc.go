@@ -1,6 +1,7 @@
 // Command ingest accepts records pushed by push data sources, as CloudEvents, validates them
 // against the stream schemas their manifest version declares, normalizes them (the records
-// normalizer seam; records.Identity until the WASM normalizer is wired) and stores them in the
+// normalizer seam: the push source's WASM transform, shared/wasmnorm, once per request for its
+// valid records; records.Identity when it has none) and stores them in the
 // records table, whose changes reach connect.data through the outbox as poll's do.
 //
 // # Routes

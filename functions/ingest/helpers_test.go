@@ -20,9 +20,13 @@ import (
 	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/pgtest"
 	"github.com/myscrollr/connect/shared/runtime"
+	"github.com/myscrollr/connect/wasmhost"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	wasmhost.MaybeWorker() // the test binary is the WASM transforms' worker too (transform_test.go)
+	os.Exit(pgtest.Main(m))
+}
 
 const mgmtClient, mgmtSecret = "m2m", "m2m-secret"
 

@@ -21,6 +21,7 @@ import (
 	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/httpx"
 	"github.com/myscrollr/connect/shared/records"
+	"github.com/myscrollr/connect/wasmhost"
 )
 
 // The convention of a pushed record (schemas/openapi/connect.yaml, docs/decisions/0010).
@@ -138,6 +139,11 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request) error {
 		return s.tooMany(w, wait)
 	}
 	res, err := s.accept(r.Context(), src, items)
+	if be := (*wasmhost.BatchError)(nil); errors.As(err, &be) {
+		// The integration's own transform failed the batch (trap, time or memory limit).
+		return &httpx.Problem{Title: http.StatusText(http.StatusUnprocessableEntity), Status: http.StatusUnprocessableEntity,
+			Detail: "the integration's transform failed the batch; nothing was stored", Errors: []httpx.FieldError{{Field: "transform", Reason: be.Reason}}}
+	}
 	if err != nil {
 		return err
 	}
@@ -198,6 +204,31 @@ func (s *Service) accept(ctx context.Context, src *source, items []item) (Result
 		}
 		seen[key] = true
 		good = append(good, checked{idx: i, source: e.Source(), id: e.ID(), rec: rec})
+	}
+	if _, identity := s.norm.(records.Identity); !identity && len(good) > 0 {
+		// One call for the request's records (a WASM transform runs a batch per call).
+		recs := make([]records.Record, len(good))
+		for i, c := range good {
+			recs[i] = c.rec
+		}
+		problems, err := records.NormalizeRecords(ctx, src.Source, recs, records.AsBatch(s.norm))
+		if err != nil {
+			return Results{}, err
+		}
+		kept := good[:0]
+		for i, c := range good {
+			if ps := problems[i]; len(ps) > 0 {
+				for j := range ps {
+					ps[j].Field = "/data" + ps[j].Field
+				}
+				res.Results[c.idx].Status, res.Results[c.idx].Problems = Refused, ps
+				rejs = append(rejs, records.Rejection{Stream: c.rec.Stream, Key: c.rec.Key, Problems: ps, Sample: string(recs[i].Data)})
+				continue
+			}
+			c.rec.Data = recs[i].Data
+			kept = append(kept, c)
+		}
+		good = kept
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		fresh, err := s.claim(ctx, tx, src, good)
@@ -313,7 +344,8 @@ func (s *Service) check(ctx context.Context, src *source, e *event.Event) (recor
 	if err != nil {
 		return refuse("/data", "not valid JSON")
 	}
-	rec, problems, err := records.Check(ctx, src.Source, st, v, raw, s.norm)
+	// Validation and key only: accept normalizes the request's good records in one batch.
+	rec, problems, err := records.Check(ctx, src.Source, st, v, raw, records.Identity{})
 	if err != nil {
 		return records.Record{}, nil, err
 	}

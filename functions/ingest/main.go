@@ -8,9 +8,12 @@ import (
 	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/runtime"
+	"github.com/myscrollr/connect/shared/wasmnorm"
+	"github.com/myscrollr/connect/wasmhost"
 )
 
 func main() {
+	wasmhost.MaybeWorker() // first: a worker process of the WASM transforms never returns
 	runtime.Main("ingest", setup)
 }
 
@@ -31,10 +34,16 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	// The WASM normalizer plugs in here when it lands (records.Normalizer); until then records
-	// are stored as validated.
-	svc, err := New(cfg, pool, nil, d.Logger, time.Now)
+	wcfg := cfg.Wasm
+	wcfg.Logger = d.Logger
+	host, err := wasmhost.New(ctx, wcfg)
 	if err != nil {
+		pool.Close()
+		return runtime.Function{}, err
+	}
+	svc, err := New(cfg, pool, wasmnorm.Normalizer{Host: host, DB: pool}, d.Logger, time.Now)
+	if err != nil {
+		_ = host.Close(context.Background())
 		pool.Close()
 		return runtime.Function{}, err
 	}
@@ -43,6 +52,6 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 		HTTP:   svc.Routes(v),
 		Events: svc.HandleEvent,
 		Ready:  pool.Ping,
-		Close:  func() error { pool.Close(); return nil },
+		Close:  func() error { pool.Close(); return host.Close(context.Background()) },
 	}, nil
 }

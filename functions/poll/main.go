@@ -8,10 +8,12 @@ import (
 	"github.com/myscrollr/connect/shared/auth"
 	"github.com/myscrollr/connect/shared/db"
 	"github.com/myscrollr/connect/shared/runtime"
+	"github.com/myscrollr/connect/shared/wasmnorm"
 	"github.com/myscrollr/connect/wasmhost"
 )
 
 func main() {
+	wasmhost.MaybeWorker() // first: a worker process of the WASM transforms never returns
 	runtime.Main("poll", setup)
 }
 
@@ -39,7 +41,7 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 		pool.Close()
 		return runtime.Function{}, err
 	}
-	svc, err := New(cfg, pool, d.Logger, time.Now, wasmNormalizer{host: host, pool: pool})
+	svc, err := New(cfg, pool, d.Logger, time.Now, wasmnorm.Normalizer{Host: host, DB: pool})
 	if err != nil {
 		_ = host.Close(context.Background())
 		pool.Close()

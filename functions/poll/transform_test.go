@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/myscrollr/connect/shared/wasmnorm"
 	"github.com/myscrollr/connect/wasmhost"
 )
 
@@ -48,7 +49,7 @@ func TestPollNormalizesThroughTheTransform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc.norm = wasmNormalizer{host: host, pool: e.svc.pool}
+	e.svc.norm = wasmnorm.Normalizer{Host: host, DB: e.svc.pool}
 
 	quote := func(sym, price string) map[string]any {
 		return map[string]any{"stream": "quotes", "data": map[string]any{"symbol": sym, "price": price, "currency": "usd", "ts": 1700000000}}

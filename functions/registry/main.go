@@ -13,6 +13,7 @@ import (
 )
 
 func main() {
+	wasmhost.MaybeWorker() // first: a worker process of the WASM transforms never returns
 	runtime.Main("registry", setup)
 }
 

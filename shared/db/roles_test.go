@@ -84,6 +84,7 @@ func TestFunctionRoleGrants(t *testing.T) {
 		"connect_ingest ingest_events DELETE",
 		"connect_ingest ingest_events INSERT",
 		"connect_ingest ingest_events SELECT",
+		"connect_ingest integration_transforms SELECT",
 		"connect_ingest integration_versions SELECT",
 		"connect_ingest integrations SELECT",
 		"connect_ingest outbox INSERT",

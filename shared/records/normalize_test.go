@@ -101,3 +101,57 @@ func TestAsBatchKeepsPerRecordNormalizers(t *testing.T) {
 		t.Fatal("AsBatch(nil) is not Identity per record")
 	}
 }
+
+// NormalizeRecords keeps the order, refuses what the normalizer refuses or answers badly, and
+// replaces the data of the others; an error changes nothing.
+func TestNormalizeRecords(t *testing.T) {
+	ctx := context.Background()
+	recs := []Record{
+		{Stream: "s", Key: "a", Data: json.RawMessage(`{"v":1}`)},
+		{Stream: "s", Key: "b", Data: json.RawMessage(`{"v":"refuse"}`)},
+		{Stream: "s", Key: "c", Data: json.RawMessage(`{"v":"array"}`)},
+		{Stream: "s", Key: "d", Data: json.RawMessage(`{"v":4}`)},
+	}
+	n := batchFunc(func(in []BatchInput) ([]BatchOutput, error) {
+		out := make([]BatchOutput, len(in))
+		for i, r := range in {
+			switch string(r.Data) {
+			case `{"v":"refuse"}`:
+				out[i].Problems = []Problem{{Field: "/v", Reason: "no"}}
+			case `{"v":"array"}`:
+				out[i].Data = json.RawMessage(`[1]`)
+			default:
+				out[i].Data = json.RawMessage(`{"n":` + string(r.Data) + `}`)
+			}
+		}
+		return out, nil
+	})
+	ps, err := NormalizeRecords(ctx, Source{Name: "x"}, recs, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps[0] != nil || ps[3] != nil || string(recs[0].Data) != `{"n":{"v":1}}` || string(recs[3].Data) != `{"n":{"v":4}}` {
+		t.Fatalf("kept: %+v %+v %s %s", ps[0], ps[3], recs[0].Data, recs[3].Data)
+	}
+	if len(ps[1]) != 1 || ps[1][0].Field != "/v" || string(recs[1].Data) != `{"v":"refuse"}` {
+		t.Fatalf("refused: %+v %s", ps[1], recs[1].Data)
+	}
+	if len(ps[2]) != 1 || ps[2][0].Reason != "normalizer output is not a JSON object" {
+		t.Fatalf("bad output: %+v", ps[2])
+	}
+	failing := batchFunc(func([]BatchInput) ([]BatchOutput, error) { return nil, errors.New("trap") })
+	before := string(recs[0].Data)
+	if _, err := NormalizeRecords(ctx, Source{Name: "x"}, recs, failing); err == nil || string(recs[0].Data) != before {
+		t.Fatalf("a failing batch: %v, data %s", err, recs[0].Data)
+	}
+}
+
+type batchFunc func([]BatchInput) ([]BatchOutput, error)
+
+func (f batchFunc) Normalize(context.Context, Source, string, json.RawMessage) (json.RawMessage, error) {
+	return nil, errors.New("batches only")
+}
+
+func (f batchFunc) NormalizeBatch(_ context.Context, _ Source, in []BatchInput) ([]BatchOutput, error) {
+	return f(in)
+}
