@@ -281,7 +281,7 @@ func (s *Service) record(ctx context.Context, a consumed, l *listing, granted []
 		ce.SetID(uuid.NewSHA1(eventIDSpace, []byte(installID)).String())
 		ce.SetTime(now)
 		ce.SetSubject(installID)
-		_, err = outbox.Write(ctx, tx, outbox.Event{AggregateType: "integration", AggregateID: a.IntegrationID, CloudEvent: ce})
+		_, err = outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: events.InstallKey(a.IntegrationID, a.UserID), CloudEvent: ce})
 		return err
 	})
 	if err != nil {

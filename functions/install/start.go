@@ -236,7 +236,7 @@ func (s *Service) startTx(ctx context.Context, user string, l *listing, scopes [
 		}
 		ce.SetTime(now)
 		ce.SetSubject(a.ID)
-		if _, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "integration", AggregateID: l.ID, CloudEvent: ce}); err != nil {
+		if _, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: events.InstallKey(l.ID, user), CloudEvent: ce}); err != nil {
 			return err
 		}
 		created = true

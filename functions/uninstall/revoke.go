@@ -179,7 +179,7 @@ func (s *Service) removeAndAnnounce(ctx context.Context, tx pgx.Tx, in install, 
 	}
 	ce.SetTime(now)
 	ce.SetSubject(in.ID)
-	_, err = outbox.Write(ctx, tx, outbox.Event{AggregateType: "integration", AggregateID: in.IntegrationID, CloudEvent: ce})
+	_, err = outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: events.InstallKey(in.IntegrationID, userID), CloudEvent: ce})
 	return err
 }
 

@@ -98,7 +98,7 @@ func (b bundle) revokedEvents(t *testing.T) []revokedEvent {
 		if err := json.Unmarshal(payload, &d); err != nil {
 			t.Fatal(err)
 		}
-		if typ != events.TypeInstallRevoked || agg != d.IntegrationID {
+		if typ != events.TypeInstallRevoked || agg != events.InstallKey(d.IntegrationID, d.UserID) {
 			t.Fatalf("outbox row %s: type %s, aggregate %s, data %+v", id, typ, agg, d)
 		}
 		out = append(out, revokedEvent{id, d})

@@ -286,8 +286,8 @@ func TestUserDeletedRemovesInstallsReviewsAndGrants(t *testing.T) {
 		if err := json.Unmarshal(payload, &d); err != nil {
 			t.Fatal(err)
 		}
-		if typ != events.TypeInstallRevoked || source != events.Source("uninstall") || aggType != "integration" ||
-			aggID != d.IntegrationID || d.UserID != "alice" || d.Reason != events.RevokeUserDeleted ||
+		if typ != events.TypeInstallRevoked || source != events.Source("uninstall") || aggType != "install" ||
+			aggID != events.InstallKey(d.IntegrationID, d.UserID) || d.UserID != "alice" || d.Reason != events.RevokeUserDeleted ||
 			d.InstallID == "" || !d.RevokedAt.Equal(testNow) {
 			t.Fatalf("outbox row %s %s %s %s %+v", aggType, aggID, typ, source, d)
 		}

@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/events/webhook"
@@ -49,6 +50,7 @@ import (
 	"github.com/myscrollr/connect/shared/idp"
 	"github.com/myscrollr/connect/shared/idp/idptest"
 	"github.com/myscrollr/connect/shared/manifest"
+	"github.com/myscrollr/connect/shared/outbox"
 )
 
 // Options configure Run.
@@ -63,6 +65,11 @@ type Options struct {
 	// installs run.
 	Kill      bool
 	KillEvery time.Duration
+	// Direct skips the user's side (POST /v1/installs, the consent page, the callback): each
+	// install is committed the way the consent callback commits it (the install row and
+	// install.completed through the outbox, one transaction), so Rate measures the pipeline from
+	// the commit to the integration alone (outbox, relay, Kafka, dispatcher, notify, delivery).
+	Direct bool
 	// Root is the repository root; default: found upwards from the working directory.
 	Root string
 	// Timeout bounds the whole run; default 10 minutes.
@@ -108,7 +115,7 @@ func (o Options) withDefaults() (Options, error) {
 
 // Report is the result of a run. Durations are in milliseconds.
 type Report struct {
-	Mode        string  `json:"mode"` // "throughput" or "paced"
+	Mode        string  `json:"mode"` // "throughput" or "paced", with " (direct commits)" in Direct mode
 	Installs    int     `json:"installs"`
 	Rate        int     `json:"rate,omitempty"`
 	Concurrency int     `json:"concurrency"`
@@ -302,7 +309,43 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: time.Minute,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var pool *pgxpool.Pool
+	var integrationID string
+	if o.Direct {
+		if pool, err = pgxpool.New(ctx, s.DatabaseURL); err != nil {
+			return Report{}, err
+		}
+		defer pool.Close()
+		if err := pool.QueryRow(ctx, `SELECT id::text FROM integrations WHERE name = 'load-app'`).Scan(&integrationID); err != nil {
+			return Report{}, err
+		}
+	}
+	// commitDirect commits an install as the consent callback does.
+	commitDirect := func(user string) timing {
+		tm := timing{user: user, requested: time.Now()}
+		tm.err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			var id string
+			var at time.Time
+			if err := tx.QueryRow(ctx, `INSERT INTO user_integrations (user_id, integration_id, scopes) VALUES ($1, $2, '{profile:read}')
+				RETURNING id::text, installed_at`, user, integrationID).Scan(&id, &at); err != nil {
+				return err
+			}
+			ce, err := outbox.New(events.Source("install"), events.TypeInstallCompleted, events.InstallCompleted{
+				InstallID: id, IntegrationID: integrationID, Name: "load-app", UserID: user,
+				Scopes: []string{"profile:read"}, InstalledAt: at})
+			if err != nil {
+				return err
+			}
+			_, err = outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: events.InstallKey(integrationID, user), CloudEvent: ce})
+			return err
+		})
+		tm.commit = time.Now()
+		return tm
+	}
 	install := func(user string) timing {
+		if o.Direct {
+			return commitDirect(user)
+		}
 		tm := timing{user: user}
 		token, err := s.Identity().Mint(idp.TokenRequest{Subject: user, Audience: s.APIResource})
 		if err != nil {
@@ -435,6 +478,9 @@ feed:
 		Note: "commit -> delivery is measured from the consent callback's answer (its transaction committed) to the integration receiving notify's signed POST /lifecycle/install"}
 	if o.Rate > 0 {
 		rep.Mode = "paced"
+	}
+	if o.Direct {
+		rep.Mode += " (direct commits)"
 	}
 	rc.mu.Lock()
 	rep.Redelivered, rep.Refused = rc.redeliv, rc.refused

@@ -5,6 +5,7 @@
 //	go run ./tests/installload/cmd/installload -n 2000 -out t.json               # throughput
 //	go run ./tests/installload/cmd/installload -n 2000 -rate 200 -out p.json     # paced latency
 //	go run ./tests/installload/cmd/installload -n 1000 -kill                     # with SIGKILLs
+//	go run ./tests/installload/cmd/installload -n 4000 -rate 200 -direct         # commit -> delivery alone
 package main
 
 import (
@@ -38,6 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Installs, "n", 2000, "installs (one user each)")
 	fs.IntVar(&o.Rate, "rate", 0, "installs started per second; 0 starts them as fast as -c users allow")
 	fs.IntVar(&o.Concurrency, "c", 32, "users installing at once")
+	fs.BoolVar(&o.Direct, "direct", false, "commit installs as the consent callback does, skipping the user's side (measures commit to delivery alone)")
 	fs.BoolVar(&o.Kill, "kill", false, "SIGKILL notify and the relay in turn while installs run")
 	fs.DurationVar(&o.KillEvery, "kill-every", 2*time.Second, "time between SIGKILLs")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "bound on the whole run")
