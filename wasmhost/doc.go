@@ -37,12 +37,17 @@
 //     sock_*, fd_read, another import module) is refused at load with its name and "no file
 //     system" / "no network" / "not provided": nothing can reach a file, a socket or the
 //     environment, because nothing that could is linked.
-//   - Memory: Config.MaxMemoryPages per instance (wazero's memory limit): past it memory.grow
-//     fails, and a Go guest dies of "out of memory" (a trap, the batch fails).
-//   - Time: every call runs under Config.BatchTimeout with wazero's close-on-context-done, the
-//     only in-process way to stop a spinning guest: it checks at function entries and loop back
-//     edges, and the instance is closed. Measured cost and the alternatives weighed are in
-//     docs/decisions/0009-wasm-transforms.md.
+//   - Memory: Config.MaxMemoryPages per instance (wazero's memory limit, in a worker too):
+//     past it memory.grow fails, and a Go guest dies of "out of memory" (a trap, the batch
+//     fails). A worker also bounds its whole address space (RLIMIT_AS on Linux).
+//   - Time: a batch runs under Config.BatchTimeout. With process isolation (Config.Isolation,
+//     WASM_ISOLATION=process, the default of a binary that calls [MaybeWorker]) an instance is
+//     a worker process, this binary re-executed, running the module with no check inside; the
+//     host SIGKILLs it at the deadline and the slot gets a new worker (worker.go: the frames on
+//     its pipes, its empty environment, RLIMIT_AS, death with the host). In process
+//     (inprocess) wazero's close-on-context-done checks at function entries and loop back
+//     edges and closes the instance: 5-7x slower. Measured costs and the alternatives weighed
+//     are in docs/decisions/0009-wasm-transforms.md.
 //   - Size: Config.MaxModuleBytes per module, checked before compiling; Config.MaxOutputBytes
 //     per batch's results (the batch fails) and Config.MaxRecordBytes per record (that record is
 //     refused).
@@ -64,5 +69,7 @@
 // Config.GCEvery batches of an instance (it held the heap at 8 MiB).
 //
 // The examples (examples/go, examples/assemblyscript, both the quotes transform of
-// examples/quotes) are built by `make transforms` and by this package's tests.
+// examples/quotes, written as scanners without reflection) are built by `make transforms` and
+// by this package's tests; testdata/gojson is the same transform with encoding/json, for the
+// benchmark that shows what reflection costs inside the sandbox.
 package wasmhost
