@@ -32,6 +32,8 @@ bench:
 	cd functions && $(GO) test -run '^$$' -bench 'BenchmarkRelay' -benchtime 20000x ./relay/ | tee ../$(BENCHOUT)/relay.txt
 	cd functions && $(GO) test -run '^$$' -bench 'BenchmarkSweep10k' -benchtime 3x ./health-probe/ | tee ../$(BENCHOUT)/health-probe.txt
 	$(GO) run ./tests/catalogload/cmd/catalogload -out $(BENCHOUT)/catalogload.json | tee $(BENCHOUT)/catalogload.txt
+	$(GO) run ./tests/installload/cmd/installload -n 2000 -c 32 -out $(BENCHOUT)/installload.json | tee $(BENCHOUT)/installload.txt
+	$(GO) run ./tests/installload/cmd/installload -n 4000 -rate 200 -direct -out $(BENCHOUT)/installload-direct.json | tee $(BENCHOUT)/installload-direct.txt
 
 build:
 	@mkdir -p bin
