@@ -51,13 +51,14 @@ func TestPushIngestEndToEnd(t *testing.T) {
 	pushed := map[string]any{"specversion": "1.0", "id": "e2e-http-1", "source": "/league-scores/feed",
 		"type": "com.myscrollr.connect.record.pushed", "subject": "scores", "datacontenttype": "application/json",
 		"data": score("m-http", 2)}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: apiTransport(t)}
 	post := func(token string, body any) (int, []byte) {
 		t.Helper()
 		b, _ := json.Marshal(body)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/v1/ingest", strings.NewReader(string(b)))
 		req.Header.Set("Content-Type", "application/cloudevents+json")
 		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

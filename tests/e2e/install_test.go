@@ -31,6 +31,7 @@ import (
 type testIntegration struct {
 	t       *testing.T
 	keysURL string
+	hc      *http.Client // fetches the keys from the front door, held to the description
 	srv     *httptest.Server
 
 	mu       sync.Mutex
@@ -47,7 +48,8 @@ type lifecycleEvent struct {
 }
 
 func newTestIntegration(t *testing.T, keysURL string) *testIntegration {
-	ti := &testIntegration{t: t, keysURL: keysURL, seen: map[string]int{}}
+	ti := &testIntegration{t: t, keysURL: keysURL, seen: map[string]int{},
+		hc: &http.Client{Timeout: 30 * time.Second, Transport: apiTransport(t)}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -60,7 +62,7 @@ func newTestIntegration(t *testing.T, keysURL string) *testIntegration {
 }
 
 func (ti *testIntegration) fetchKeys() ([]webhook.PublicKey, error) {
-	resp, err := http.Get(ti.keysURL)
+	resp, err := ti.hc.Get(ti.keysURL)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +215,8 @@ func TestInstallConsentRevokeEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: apiTransport(t),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	// Start: the consent URL of the integration's application.
 	code, body := api(t, client, http.MethodPost, s.URL+"/v1/installs", userToken, map[string]any{"integration": m.Name, "scopes": []string{"dashboard:read"}})

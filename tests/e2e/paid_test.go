@@ -22,8 +22,8 @@ import (
 )
 
 // stripeEvent signs a Stripe event as Stripe would (stripe-go's own test helper, with the
-// webhook secret make dev generated) and posts it to the front door.
-func stripeEvent(t *testing.T, s *stack.Stack, id, typ, account string, object map[string]any) int {
+// webhook secret make dev generated) and posts it to the front door with client.
+func stripeEvent(t *testing.T, client *http.Client, s *stack.Stack, id, typ, account string, object map[string]any) int {
 	t.Helper()
 	ev := map[string]any{"id": id, "object": "event", "api_version": stripe.APIVersion, "created": time.Now().Unix(),
 		"livemode": false, "type": typ, "account": account, "pending_webhooks": 1,
@@ -37,7 +37,7 @@ func stripeEvent(t *testing.T, s *stack.Stack, id, typ, account string, object m
 	req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/webhooks/stripe", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Stripe-Signature", signed.Header)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,8 @@ func TestPaidInstallEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: apiTransport(t),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	code, body := api(t, client, http.MethodPost, s.URL+"/v1/installs", userToken, map[string]any{"integration": m.Name})
 	var started struct {
 		Status           string `json:"status"`
@@ -107,15 +108,15 @@ func TestPaidInstallEndToEnd(t *testing.T) {
 	forged, _ := json.Marshal(map[string]any{"id": "evt_Forged", "type": "checkout.session.completed", "data": map[string]any{"object": session}})
 	req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/webhooks/stripe", bytes.NewReader(forged))
 	req.Header.Set("Stripe-Signature", fmt.Sprintf("t=%d,v1=%064x", time.Now().Unix(), 0))
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("forged webhook: %v %v; want 400", resp, err)
 	}
-	if code := stripeEvent(t, s, "evt_E2ECompleted", "checkout.session.completed", account, session); code != http.StatusOK {
+	if code := stripeEvent(t, client, s, "evt_E2ECompleted", "checkout.session.completed", account, session); code != http.StatusOK {
 		t.Fatalf("signed checkout.session.completed answered %d", code)
 	}
 	sub := map[string]any{"id": "sub_E2EPaid", "object": "subscription", "status": "active", "metadata": md,
 		"customer": "cus_E2E", "current_period_end": time.Now().Add(30 * 24 * time.Hour).Unix()}
-	if code := stripeEvent(t, s, "evt_E2ESubCreated", "customer.subscription.created", account, sub); code != http.StatusOK {
+	if code := stripeEvent(t, client, s, "evt_E2ESubCreated", "customer.subscription.created", account, sub); code != http.StatusOK {
 		t.Fatalf("customer.subscription.created answered %d", code)
 	}
 
@@ -163,7 +164,7 @@ func TestPaidInstallEndToEnd(t *testing.T) {
 	// The subscription ends at Stripe: the install is revoked and the app told.
 	sub["status"] = "canceled"
 	sub["ended_at"] = time.Now().Unix()
-	if code := stripeEvent(t, s, "evt_E2ESubDeleted", "customer.subscription.deleted", account, sub); code != http.StatusOK {
+	if code := stripeEvent(t, client, s, "evt_E2ESubDeleted", "customer.subscription.deleted", account, sub); code != http.StatusOK {
 		t.Fatalf("customer.subscription.deleted answered %d", code)
 	}
 	un := app.waitFor(ctx, events.TypeLifecycleUninstall)
@@ -173,7 +174,7 @@ func TestPaidInstallEndToEnd(t *testing.T) {
 	}
 	requireCount(t, ctx, conn, 0, `SELECT count(*) FROM user_integrations WHERE user_id = '`+user+`'`)
 	// Stripe delivering the deletion again changes nothing.
-	if code := stripeEvent(t, s, "evt_E2ESubDeleted", "customer.subscription.deleted", account, sub); code != http.StatusOK {
+	if code := stripeEvent(t, client, s, "evt_E2ESubDeleted", "customer.subscription.deleted", account, sub); code != http.StatusOK {
 		t.Fatalf("redelivered deletion answered %d", code)
 	}
 	requireCount(t, ctx, conn, 1, `SELECT count(*) FROM subscriptions WHERE stripe_subscription_id = 'sub_E2EPaid' AND status = 'canceled'`)
