@@ -36,6 +36,7 @@ func setup(ctx context.Context, d runtime.Deps) (runtime.Function, error) {
 		pool.Close()
 		return runtime.Function{}, err
 	}
+	svc.WakeAtStart()
 	return runtime.Function{
 		Name:   Name,
 		HTTP:   svc.Routes(v),

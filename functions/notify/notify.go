@@ -79,6 +79,7 @@ type Service struct {
 	slots     chan struct{}
 	bg        sync.WaitGroup
 	syncFirst bool
+	stopBg    context.CancelFunc // cancels WakeAtStart's wake-up (Close)
 }
 
 // New returns a Service. now is the clock of every due time, lease and signature timestamp
@@ -120,11 +121,30 @@ func New(pool *pgxpool.Pool, cfg Config, log *slog.Logger, now func() time.Time,
 		keySet: ks, signers: cfg.SigningKeys, slots: make(chan struct{}, max(1, cfg.Concurrency))}, nil
 }
 
-// Close waits for the first attempts still running (each bounded by DELIVERY_TIMEOUT) and
-// releases idle connections.
+// Close stops the start-up wake-up, waits for the first attempts still running (each bounded
+// by DELIVERY_TIMEOUT) and releases idle connections.
 func (s *Service) Close() {
+	if s.stopBg != nil {
+		s.stopBg()
+	}
 	s.bg.Wait()
 	s.client.CloseIdleConnections()
+}
+
+// WakeAtStart makes the due attempts once, in the background, when the function starts: a
+// notify that crashed (or scaled to zero) between committing a delivery and attempting it
+// resumes at once instead of at the next PingSource tick. Attempts another replica holds are
+// left to their lease, as in any wake-up.
+func (s *Service) WakeAtStart() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopBg = cancel
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		if _, err := s.Wake(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("start-up wake-up failed; the next tick retries", slog.Any("error", err))
+		}
+	}()
 }
 
 // firstAttempt makes the first attempt of deliveries just committed. It runs after the event

@@ -489,3 +489,30 @@ func TestFirstAttemptAfterTheAnswer(t *testing.T) {
 		t.Fatalf("received %d deliveries (%v)", len(got), got)
 	}
 }
+
+// A notify that starts (after a crash, or from zero) makes the due attempts at once, without
+// waiting for the next tick.
+func TestWakeAtStart(t *testing.T) {
+	b := setupNotify(t)
+	in, id := b.integration(t, "coach", "dev-1", "app", appHTTP)
+	in.status.Store(http.StatusServiceUnavailable)
+	b.post(t, installCompleted(t, id, "coach", "alice"))
+	if n := b.count(t, `SELECT count(*) FROM lifecycle_deliveries WHERE status = 'pending' AND attempts = 1`); n != 1 {
+		t.Fatalf("%d pending after a failed first attempt, want 1", n)
+	}
+	in.status.Store(http.StatusOK)
+	b.clock.advance(time.Hour) // the retry is due
+	svc := b.service(t, slog.New(slog.DiscardHandler))
+	svc.WakeAtStart()
+	deadline := time.Now().Add(30 * time.Second)
+	for b.count(t, `SELECT count(*) FROM lifecycle_deliveries WHERE status = 'delivered'`) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the start-up wake-up did not deliver the due attempt")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	svc.Close()
+	if n := len(in.received()); n != 2 {
+		t.Fatalf("%d requests, want 2 (the failed first attempt and the start-up one)", n)
+	}
+}
