@@ -321,11 +321,15 @@ func TestServiceEnvIsRead(t *testing.T) {
 	runtimeNames := stringLiterals(t, "../../../shared/runtime")
 	for _, s := range m.Services {
 		own := stringLiterals(t, filepath.Join(functionsDir, s.Name))
-		// A shared package the function imports may read a setting for it (shared/payments
-		// reads the Stripe settings of every function that calls Stripe).
+		// A shared package (or wasmhost) the function imports may read a setting for it
+		// (shared/payments reads the Stripe settings of every function that calls Stripe).
 		for lit := range own {
-			if pkg, ok := strings.CutPrefix(lit, "github.com/myscrollr/connect/shared/"); ok && pkg != "" {
-				for name := range stringLiterals(t, filepath.Join("../../../shared", pkg)) {
+			for _, mod := range []string{"shared/", "wasmhost"} {
+				pkg, ok := strings.CutPrefix(lit, "github.com/myscrollr/connect/"+mod)
+				if !ok || (mod == "shared/" && pkg == "") || (mod == "wasmhost" && pkg != "") {
+					continue
+				}
+				for name := range stringLiterals(t, filepath.Join("../../..", mod, pkg)) {
 					own[name] = true
 				}
 			}

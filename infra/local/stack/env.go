@@ -49,6 +49,12 @@ func (s *Stack) localValues() map[string]string {
 	}
 }
 
+// localPaths replace the literal paths of the Services' volumes (in the cluster, emptyDirs
+// mounted at fixed places) with directories of this run's work directory.
+func (s *Stack) localPaths() map[string]string {
+	return map[string]string{"WASM_CACHE_DIR": filepath.Join(s.workDir, "wasm-cache")}
+}
+
 // FunctionDBSecretPrefix names the Secret each function's Knative Service reads its
 // DATABASE_URL from: "connect-db-" and the function's name (connect-db-catalog, ...), holding
 // the URL of that function's own least-privilege login role (docs/decisions/0004-database-roles.md).
@@ -81,6 +87,10 @@ func (s *Stack) functionEnv(name string) ([]string, error) {
 	}
 	values := s.localValues()
 	for _, e := range svc.Env {
+		if v, ok := s.localPaths()[e.Name]; ok {
+			env = append(env, e.Name+"="+v)
+			continue
+		}
 		if e.From == nil {
 			env = append(env, e.Name+"="+e.Value)
 			continue
