@@ -26,8 +26,7 @@ var Migrations embed.FS
 var JSON embed.FS
 
 // OpenAPI is the directory "openapi": connect.yaml, the OpenAPI 3.1 description of the
-// registry's and the catalog's HTTP routes (checked against both by tests/apicheck), and its
-// README.
+// functions' public HTTP routes (checked against them by tests/apicheck), and its README.
 //
 //go:embed openapi
 var OpenAPI embed.FS

@@ -9,7 +9,7 @@ import (
 )
 
 // apiTransport is the transport of the front door's API clients in these tests: every request
-// and answer of the registry and the catalog is held to schemas/openapi/connect.yaml.
+// and answer to a described route is held to schemas/openapi/connect.yaml.
 func apiTransport(t *testing.T) http.RoundTripper {
 	t.Helper()
 	spec, err := schemas.OpenAPI.ReadFile("openapi/connect.yaml")
