@@ -8,6 +8,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/myscrollr/connect/events v0.0.0-00010101000000-000000000000
 	github.com/myscrollr/connect/shared v0.0.0-00010101000000-000000000000
+	github.com/myscrollr/connect/wasmhost v0.0.0-00010101000000-000000000000
 	github.com/robfig/cron/v3 v3.0.1
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/twmb/franz-go v1.22.3
@@ -52,6 +53,7 @@ require (
 	github.com/rs/cors v1.11.1 // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
 	github.com/stripe/stripe-mock v0.203.0 // indirect
+	github.com/tetratelabs/wazero v1.12.0 // indirect
 	github.com/xeipuuv/gojsonschema v1.2.0 // indirect
 	github.com/zitadel/oidc/v3 v3.52.0 // indirect
 	github.com/zitadel/schema v1.3.2 // indirect
@@ -64,6 +66,7 @@ require (
 	go.uber.org/zap v1.28.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/sync v0.25.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
 
 tool github.com/stripe/stripe-mock
@@ -73,3 +76,5 @@ replace github.com/myscrollr/connect/shared => ../../shared
 replace github.com/myscrollr/connect/schemas => ../../schemas
 
 replace github.com/myscrollr/connect/events => ../../events
+
+replace github.com/myscrollr/connect/wasmhost => ../../wasmhost

@@ -51,7 +51,7 @@ func TestRegistryEndToEnd(t *testing.T) {
 			"category": "finance", "tags": []string{"crypto"},
 			"redirect_uris": []string{"http://127.0.0.1:9/alice/callback"},
 			"data_source": map[string]any{"refresh_interval_seconds": 60,
-				"streams": []any{map[string]any{"name": "prices"}}},
+				"streams": []any{map[string]any{"name": "quotes"}}},
 		}
 	}
 

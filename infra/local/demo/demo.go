@@ -18,7 +18,18 @@
 // Seed writes each listing with its full manifest (category, tags, pricing, per-type block,
 // icon, screenshots, support and privacy pages), validated with loopback http allowed.
 //
-// The data is made up: prices follow a deterministic random walk from a seed, so runs are
+// The pull source's records come in a source's own shape and reach the platform's standard
+// one through a WASM transform, as a developer's would: crypto-ticker serves a "quotes" stream
+// in the input shape of the example quotes transform (wasmhost/examples/quotes: lower-case
+// symbol, price as a decimal string, currency, ts in seconds, volume), and its Transform names
+// the Go package of that transform (wasmhost/examples/go). The local stack builds it for
+// wasip1, validates it with wasmhost as the registry does and stores it for the listing's
+// version, so poll normalizes every polled record (upper-case symbol, integer price_cents,
+// observed_at_ms) before it is stored and announced on connect.data. One stream only: the
+// transform refuses a stream it does not know, so a second, untransformed stream beside it
+// would be refused record by record.
+//
+// The data is made up: prices follow a deterministic walk from the time, so runs are
 // reproducible.
 package demo
 
@@ -67,12 +78,36 @@ type Integration struct {
 	AppID, AppSecret       string
 	ClientID, ClientSecret string
 
+	// Transform is the Go package of the WASM transform (ABI v1, built with GOOS=wasip1
+	// GOARCH=wasm -buildmode=c-shared) the integration's records go through, stored for its
+	// Version by whoever seeds it with transforms (the local stack); empty: none.
+	Transform string
+
 	handler  http.Handler
 	receiver *receiver
 }
 
 // Version is the version every demo integration is registered at.
 const Version = "1.0.0"
+
+// QuotesTransform is the Go package of the example quotes transform (wasmhost/examples/go,
+// the rules of wasmhost/examples/quotes): the one crypto-ticker's quotes go through.
+const QuotesTransform = "github.com/myscrollr/connect/wasmhost/examples/go"
+
+// QuotesStream is crypto-ticker's one stream, the stream the quotes transform knows.
+const QuotesStream = "quotes"
+
+// Transforms are the Go packages of the demo integrations' transforms, by integration name:
+// what a stack builds before it seeds them (before Start, so the build can overlap start-up).
+func Transforms() map[string]string {
+	out := map[string]string{}
+	for _, in := range catalog(time.Now) {
+		if in.Transform != "" {
+			out[in.Name] = in.Transform
+		}
+	}
+	return out
+}
 
 // Manifest is the integration's full manifest (schemas/json/manifest.json) at its BaseURL:
 // its icon, screenshot, support and privacy pages are served by the integration itself.
@@ -208,8 +243,9 @@ func catalog(now func() time.Time) []Integration {
 			Category:    "finance", Tags: []string{"crypto", "prices"}, PricingModel: "free", Tier: "featured",
 			Scopes: []string{"dashboard:write"},
 			DataSource: &manifest.DataSource{RefreshIntervalSeconds: 60, Streams: []manifest.Stream{
-				{Name: "prices", Description: "The latest price of each coin, in US cents."}}},
-			handler: pullSource(now),
+				{Name: QuotesStream, Description: quotesDescription}}},
+			Transform: QuotesTransform,
+			handler:   pullSource(now),
 		},
 		{
 			Name: "league-scores", DisplayName: "League Scores", Type: "data_source", DeliveryMode: "push",
@@ -279,30 +315,42 @@ var scoreSchema = json.RawMessage(`{"$schema":"https://json-schema.org/draft/202
 "properties":{"match_id":{"type":"string","minLength":1,"maxLength":64},"home":{"type":"string"},"away":{"type":"string"},
 "home_score":{"type":"integer","minimum":0},"away_score":{"type":"integer","minimum":0},"minute":{"type":"integer","minimum":0,"maximum":130}}}`)
 
-var recordSchema = map[string]any{
+// quotesDescription describes crypto-ticker's stream in its manifest and its GET /schema.
+const quotesDescription = "The latest quote of each coin as exchanges publish it (price a decimal string); " +
+	"the quotes transform normalizes it to integer cents."
+
+// quoteSchema is the stream's records as the source sends them: the input of the quotes
+// transform (wasmhost/examples/quotes), held to the transform's own rules so a record the
+// schema accepts is one the transform accepts.
+var quoteSchema = map[string]any{
 	"$schema":  "https://json-schema.org/draft/2020-12/schema",
 	"type":     "object",
-	"required": []string{"symbol", "price_cents", "currency", "at"},
+	"required": []string{"symbol", "price", "currency", "ts"},
 	"properties": map[string]any{
-		"symbol":      map[string]any{"type": "string"},
-		"price_cents": map[string]any{"type": "integer", "minimum": 0},
-		"currency":    map[string]any{"type": "string", "pattern": "^[a-z]{3}$"},
-		"at":          map[string]any{"type": "string", "format": "date-time"},
+		"symbol":   map[string]any{"type": "string", "pattern": "^[A-Za-z0-9.-]{1,12}$"},
+		"price":    map[string]any{"type": "string", "pattern": `^[0-9]{1,12}(\.[0-9]{1,2})?$`},
+		"currency": map[string]any{"type": "string", "pattern": "^[A-Za-z]{3}$"},
+		"ts":       map[string]any{"type": "integer", "minimum": 0, "maximum": 100_000_000_000},
+		"volume":   map[string]any{"type": "integer", "minimum": 0},
 	},
 	"additionalProperties": false,
 }
 
 // pullSchema is the pull source's GET /schema (schemas/json/pull-schema.json): one stream of
-// prices keyed by symbol, polled every minute.
+// quotes keyed by symbol, polled every minute.
 var pullSchema = map[string]any{
 	"refresh_interval_seconds": 60,
 	"streams": []any{map[string]any{
-		"name":        "prices",
-		"description": "The latest price of each coin, in US cents.",
+		"name":        QuotesStream,
+		"description": quotesDescription,
 		"key":         []string{"symbol"},
-		"schema":      recordSchema,
+		"schema":      quoteSchema,
 	}},
 }
+
+// coins are the symbols crypto-ticker quotes, lower-case as many exchanges write them (the
+// transform upper-cases them).
+var coins = []string{"btc", "eth", "sol"}
 
 // pullSource serves GET /schema and GET /data as schemas/json/pull-schema.json and
 // pull-data.json say. Both carry an ETag (a hash of the body) and a Last-Modified, and answer
@@ -318,9 +366,11 @@ func pullSource(now func() time.Time) http.Handler {
 		mux.HandleFunc("GET /data", func(w http.ResponseWriter, r *http.Request) {
 			t := now().UTC().Truncate(time.Minute)
 			var records []map[string]any
-			for i, sym := range []string{"BTC", "ETH", "SOL"} {
-				records = append(records, map[string]any{"stream": "prices", "data": map[string]any{
-					"symbol": sym, "price_cents": price(i, t), "currency": "usd", "at": t.Format(time.RFC3339)}})
+			for i, sym := range coins {
+				cents := price(i, t)
+				records = append(records, map[string]any{"stream": QuotesStream, "data": map[string]any{
+					"symbol": sym, "price": fmt.Sprintf("%d.%02d", cents/100, cents%100), "currency": "usd",
+					"ts": t.Unix(), "volume": volume(i, t)}})
 			}
 			body, _ := json.Marshal(map[string]any{"records": records})
 			serveJSON(w, r, body, t)
@@ -341,6 +391,13 @@ func price(symbol int, t time.Time) int64 {
 	basePrices := []float64{6_500_000, 350_000, 15_000}
 	step := float64(t.Unix() / 60)
 	return int64(basePrices[symbol] * (1 + 0.02*math.Sin(step/7+float64(symbol))))
+}
+
+// volume is the coins traded in the minute, a deterministic walk like the price.
+func volume(symbol int, t time.Time) int64 {
+	baseVolumes := []float64{1_200, 9_500, 48_000}
+	step := float64(t.Unix() / 60)
+	return int64(baseVolumes[symbol] * (1 + 0.5*math.Sin(step/3+float64(symbol))))
 }
 
 // clockWidget is the widget block of World Clock's manifest; its GET /manifest restates it.

@@ -3,10 +3,13 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +19,7 @@ import (
 	"github.com/myscrollr/connect/shared/manifest"
 	"github.com/myscrollr/connect/shared/records"
 	"github.com/myscrollr/connect/shared/ssrf"
+	"github.com/myscrollr/connect/wasmhost/examples/quotes"
 )
 
 // Every demo integration answers its health check and lifecycle callbacks (an unsigned or
@@ -62,8 +66,8 @@ func TestDemoIntegrationsAnswer(t *testing.T) {
 }
 
 // The pull source follows the pull contracts (its records all valid against its own schema),
-// and its GET /data answers conditional requests: 304 while the minute lasts, new validators
-// and 200 when the prices move.
+// its records are ones the quotes transform normalizes, and its GET /data answers conditional
+// requests: 304 while the minute lasts, new validators and 200 when the prices move.
 func checkPullSource(t *testing.T, base string, clock *atomic.Int64) {
 	t.Helper()
 	get := func(path string, header ...string) (*http.Response, []byte) {
@@ -107,14 +111,43 @@ func checkPullSource(t *testing.T, base string, clock *atomic.Int64) {
 	if err != nil || len(good) != 3 || len(bad) != 0 {
 		t.Fatalf("records: %d good, %+v bad, %v", len(good), bad, err)
 	}
+	// The records are in the quotes transform's input shape, and the transform (its rules run
+	// natively here; the stack's e2e test runs the WASM build) takes every one of them to the
+	// standard shape: upper-case symbol, integer cents, milliseconds.
+	wantTS := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).Unix()
+	var keys []string
 	for _, r := range good {
-		var d struct {
-			PriceCents int64  `json:"price_cents"`
-			At         string `json:"at"`
+		keys = append(keys, r.Key)
+		var in struct {
+			Symbol, Price, Currency string
+			TS, Volume              int64
 		}
-		if err := json.Unmarshal(r.Data, &d); err != nil || d.PriceCents <= 0 || d.At != "2026-11-25T12:00:00Z" || r.Stream != "prices" {
-			t.Errorf("record %s %s", r.Key, r.Data)
+		if err := json.Unmarshal(r.Data, &in); err != nil || r.Stream != QuotesStream || in.Symbol != r.Key ||
+			in.Symbol != strings.ToLower(in.Symbol) || in.Currency != "usd" || in.TS != wantTS || in.Volume <= 0 ||
+			!strings.Contains(in.Price, ".") {
+			t.Errorf("record %s %s: not a quotes input record of 12:00", r.Key, r.Data)
+			continue
 		}
+		out, prob := quotes.Append(nil, r.Stream, r.Data)
+		if prob != nil {
+			t.Errorf("the quotes transform refuses %s: %s %s", r.Data, prob.Field, prob.Reason)
+			continue
+		}
+		var norm struct {
+			Symbol       string `json:"symbol"`
+			PriceCents   int64  `json:"price_cents"`
+			Currency     string `json:"currency"`
+			ObservedAtMS int64  `json:"observed_at_ms"`
+			Volume       int64  `json:"volume"`
+		}
+		if err := json.Unmarshal(out, &norm); err != nil || norm.Symbol != strings.ToUpper(in.Symbol) || norm.PriceCents <= 0 ||
+			strconv.FormatInt(norm.PriceCents/100, 10)+"."+fmt.Sprintf("%02d", norm.PriceCents%100) != in.Price ||
+			norm.Currency != "USD" || norm.ObservedAtMS != wantTS*1000 || norm.Volume != in.Volume {
+			t.Errorf("%s normalized to %s", r.Data, out)
+		}
+	}
+	if !slices.Equal(keys, []string{"btc", "eth", "sol"}) {
+		t.Errorf("keys %v, want btc, eth, sol", keys)
 	}
 	clock.Add(int64(30 * time.Second)) // same minute: nothing new
 	if resp, _ := get("/data", "If-None-Match", etag); resp.StatusCode != http.StatusNotModified {

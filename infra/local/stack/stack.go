@@ -7,7 +7,8 @@
 // migration Job does), creates in its own cluster a login role per function (shared/db
 // CreateLogin) for the Secrets connect-db-<function>, builds every function under functions/
 // and runs each as its own process on a free port, and serves one front door that routes
-// /v1/... to the functions. Stop (or cancelling the context given to Start) stops every
+// /v1/... to the functions. With the demo it also builds the demo integrations' WASM
+// transforms and stores them as the registry would (transforms.go). Stop (or cancelling the context given to Start) stops every
 // process and removes every temporary directory.
 //
 // Defaults follow docs/architecture.md: front door 127.0.0.1:8080, Kafka 127.0.0.1:9092,
@@ -233,10 +234,21 @@ func (s *Stack) start(ctx context.Context) error {
 	}
 	built := make(chan error, 1)
 	go func() { built <- buildFunctions(ctx, s.cfg.Root, filepath.Join(s.workDir, "bin"), names, s.log) }()
+	// The demo's WASM transforms build beside them (transforms.go).
+	var transformPkgs []string
+	if s.cfg.Demo {
+		transformPkgs = demoTransformPackages()
+	}
+	transformsBuilt := make(chan error, 1)
+	go func() { transformsBuilt <- buildTransforms(ctx, s.cfg.Root, s.transformDir(), transformPkgs, s.log) }()
 
 	serversErr := s.startServers(ctx)
 	buildErr := <-built
-	if err := errors.Join(serversErr, buildErr); err != nil {
+	transformErr := <-transformsBuilt
+	if err := errors.Join(serversErr, buildErr, transformErr); err != nil {
+		return err
+	}
+	if err := s.storeDemoTransforms(ctx); err != nil {
 		return err
 	}
 	if err := s.startStripe(ctx); err != nil {
