@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 )
 
@@ -35,6 +38,47 @@ func FuzzDecodeRequest(f *testing.F) {
 					t.Fatalf("decoded an invalid event: %v", err)
 				}
 			}
+		}
+	})
+}
+
+// splitReference is how a batch was split before splitArray: json.Unmarshal into
+// []json.RawMessage.
+func splitReference(body []byte) ([][]byte, bool) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, false
+	}
+	out := make([][]byte, len(raws))
+	for i, r := range raws {
+		out[i] = r
+	}
+	return out, true
+}
+
+func TestSplitArraySameAsUnmarshal(t *testing.T) {
+	for _, body := range []string{
+		`[]`, ` [ ] `, `null`, ` null `, `nul`, `[`, `[1,]`, `{}`, `"x"`, `7`, `true`, ``, ` `,
+		`[1, "a\"],[", {"b":[1,{"c":"}"}]}, [], null, true, -1.5e3 ]`, "[\n{\"a\":\"\\\\\"}\t,\r2]",
+		`[{"a":1}] x`, `[{"a":1}][]`, "[\"\xff\"]",
+	} {
+		want, wantOK := splitReference([]byte(body))
+		got, gotOK := splitArray([]byte(body))
+		if wantOK != gotOK || !slices.EqualFunc(want, got, bytes.Equal) {
+			t.Errorf("%q: Unmarshal %v %q, splitArray %v %q", body, wantOK, want, gotOK, got)
+		}
+	}
+}
+
+// FuzzSplitArray: splitArray splits every body as json.Unmarshal into []json.RawMessage does.
+func FuzzSplitArray(f *testing.F) {
+	f.Add(`[{"specversion":"1.0","id":"1","data":{"a":[1,"]"]}}, 7, "x\"y", null]`)
+	f.Add(`null`)
+	f.Fuzz(func(t *testing.T, body string) {
+		want, wantOK := splitReference([]byte(body))
+		got, gotOK := splitArray([]byte(body))
+		if wantOK != gotOK || !slices.EqualFunc(want, got, bytes.Equal) {
+			t.Fatalf("%q: Unmarshal %v %q, splitArray %v %q", body, wantOK, want, gotOK, got)
 		}
 	})
 }
