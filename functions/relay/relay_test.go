@@ -23,7 +23,7 @@ func TestRelayDeliversOutboxEventsAsBinaryCloudEvents(t *testing.T) {
 	when := time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
 	install, err := outbox.New("/myscrollr/connect/install", "com.myscrollr.connect.install.completed",
 		map[string]any{"install_id": "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90", "integration_id": "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91",
-			"name": "crypto-ticker", "user_id": "u_1", "scopes": []string{"dashboard:write"}, "installed_at": "2026-03-04T05:06:07Z"})
+			"name": "crypto-ticker", "user_id": "u_1", "scopes": []string{"dashboard:write"}, "sandbox": false, "installed_at": "2026-03-04T05:06:07Z"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,9 @@ func TestRelayDeliversOutboxEventsAsBinaryCloudEvents(t *testing.T) {
 	install.SetExtension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 	install.SetExtension("attempt", int32(3))
 
-	lifecycle, err := outbox.New("/myscrollr/connect/notify", "com.myscrollr.connect.lifecycle.install", map[string]any{"user_id": "u_1"})
+	lifecycle, err := outbox.New("/myscrollr/connect/notify", "com.myscrollr.connect.lifecycle.install",
+		map[string]any{"install_id": "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90", "integration": "demo", "user_id": "u_1",
+			"scopes": []string{"dashboard:write"}, "sandbox": false, "installed_at": "2026-03-04T05:06:07Z"})
 	if err != nil {
 		t.Fatal(err)
 	}
