@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/myscrollr/connect/events"
@@ -142,5 +143,63 @@ func TestInboxClaimOnce(t *testing.T) {
 	}
 	if _, err := inbox.Claim(ctx, pool, "", "/src", "x"); err == nil {
 		t.Fatal("empty consumer accepted")
+	}
+}
+
+// checkedInstall is typed data with its own check: a test double that says what it is told.
+type checkedInstall struct {
+	events.InstallCompleted
+	verdict error
+}
+
+func (c checkedInstall) CheckSchema(string) error { return c.verdict }
+
+// Checked data is marshalled by Write and judged by its own check, not by the validator; an
+// event type without a schema cannot use it; data on the CloudEvent is still validated.
+func TestWriteCheckedData(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	ce := cloudevents.NewEvent()
+	ce.SetSource("/myscrollr/connect/install")
+	ce.SetType(events.TypeInstallCompleted)
+	good := events.InstallCompleted{InstallID: "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a90", IntegrationID: "0193a1c2-7d4e-7c3b-9a2f-3e5d6c7b8a91",
+		Name: "crypto-ticker", UserID: "u_1", Scopes: []string{"dashboard:write"}, InstalledAt: time.Now().UTC()}
+	id, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: "i_1", CloudEvent: ce, Data: checkedInstall{InstallCompleted: good}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payload []byte
+	if err := tx.QueryRow(ctx, `SELECT payload FROM outbox WHERE id = $1`, id).Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	var back events.InstallCompleted
+	if err := json.Unmarshal(payload, &back); err != nil || back.InstallID != good.InstallID || back.Name != good.Name {
+		t.Fatalf("payload %s (%v)", payload, err)
+	}
+	refusal := errors.New("off the schema")
+	if _, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: "i_1", CloudEvent: ce,
+		Data: checkedInstall{InstallCompleted: good, verdict: refusal}}); !errors.Is(err, refusal) {
+		t.Fatalf("a refused check wrote: %v", err)
+	}
+	other := ce.Clone()
+	other.SetType("com.example.unknown")
+	if _, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: "i_1", CloudEvent: other,
+		Data: checkedInstall{InstallCompleted: good}}); err == nil {
+		t.Fatal("checked data for a type without a schema was written")
+	}
+	bad := good
+	bad.Name = ""
+	withData, err := outbox.New("/myscrollr/connect/install", events.TypeInstallCompleted, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se *eventschema.Error
+	if _, err := outbox.Write(ctx, tx, outbox.Event{AggregateType: "install", AggregateID: "i_1", CloudEvent: withData}); !errors.As(err, &se) {
+		t.Fatalf("data off the schema on the CloudEvent: %v", err)
 	}
 }
