@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myscrollr/connect/shared/records"
 	"github.com/myscrollr/connect/shared/wasmnorm"
 	"github.com/myscrollr/connect/wasmhost"
 )
@@ -188,5 +189,42 @@ func BenchmarkIngestBatch500Transform(b *testing.B) {
 			}
 			report(b, start, cpu0)
 		})
+	}
+}
+
+// TestTransformOfUnpublishedPushSource: ingest checks an unpublished push source's records
+// against its latest version (coalesce(current_version, latest_version)); the transform looked
+// up for it is that version's too, and once a version is published a newer draft's transform
+// is not used.
+func TestTransformOfUnpublishedPushSource(t *testing.T) {
+	ctx := context.Background()
+	b := setupIngest(t, Config{})
+	id := b.pushSource(t, "draft-push", "push-draft", pricesManifest)
+	sum1, sum2 := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	for _, v := range [][2]string{{"1.0.0", sum1}, {"2.0.0", sum2}} {
+		if v[0] == "2.0.0" {
+			if _, err := b.pool.Exec(ctx, `INSERT INTO integration_versions (integration_id, version, manifest) VALUES ($1, '2.0.0', $2)`, id, pricesManifest); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := b.pool.Exec(ctx, `INSERT INTO integration_transforms (integration_id, version, module, sha256, size, abi_version)
+			VALUES ($1, $2, '\x0061736d01000000'::bytea, $3, 8, 1)`, id, v[0], v[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := records.CurrentTransform(ctx, b.pool, id); err != nil || got != sum1 {
+		t.Fatalf("unpublished, latest 1.0.0: %q %v, want %q", got, err, sum1)
+	}
+	if _, err := b.pool.Exec(ctx, `UPDATE integrations SET latest_version = '2.0.0' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := records.CurrentTransform(ctx, b.pool, id); err != nil || got != sum2 {
+		t.Fatalf("unpublished, latest 2.0.0: %q %v, want %q", got, err, sum2)
+	}
+	if _, err := b.pool.Exec(ctx, `UPDATE integrations SET current_version = '1.0.0' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := records.CurrentTransform(ctx, b.pool, id); err != nil || got != sum1 {
+		t.Fatalf("published 1.0.0, draft 2.0.0: %q %v, want %q", got, err, sum1)
 	}
 }

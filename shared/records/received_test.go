@@ -1,10 +1,14 @@
 package records
 
 import (
+	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/events/eventschema"
@@ -113,4 +117,35 @@ func FuzzDataReceivedCheck(f *testing.F) {
 			Data: json.RawMessage(data), ObservedAt: time.Unix(unix, 0).UTC()}}
 		agree(t, d)
 	})
+}
+
+// passThrough returns records unchanged, like Identity, but is not Identity: Check takes the
+// general path (the normalizer's output checked) for it.
+type passThrough struct{}
+
+func (passThrough) Normalize(_ context.Context, _ Source, _ string, rec json.RawMessage) (json.RawMessage, error) {
+	return rec, nil
+}
+
+// Check with Identity skips re-checking its own output; it must decide as the general path.
+func TestCheckIdentitySameAsGeneralPath(t *testing.T) {
+	sch, err := CompileSchema([]byte(`{"type":"object","properties":{"k":{"type":"string"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &Stream{Name: "s", Key: []string{"k"}, Schema: sch}
+	for _, raw := range []string{
+		`{"k":"a"}`, `{"k":"a","t":"\\u0000"}`, `{"k":"a","t":"\u0000"}`, `{"k":1}`, `{"k":"a","n":{"m":[1,2]}}`,
+		`{"k":"` + strings.Repeat("x", 300) + `"}`, "{\"k\":\"a\",\"t\":\"\xff\"}", `{"k":""}`,
+	} {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r1, p1, err1 := Check(context.Background(), Source{}, st, v, json.RawMessage(raw), Identity{})
+		r2, p2, err2 := Check(context.Background(), Source{}, st, v, json.RawMessage(raw), passThrough{})
+		if err1 != nil || err2 != nil || !reflect.DeepEqual(r1, r2) || !reflect.DeepEqual(p1, p2) {
+			t.Errorf("%s:\nIdentity %+v %v %v\ngeneral  %+v %v %v", raw, r1, p1, err1, r2, p2, err2)
+		}
+	}
 }

@@ -14,13 +14,17 @@ type Querier interface {
 }
 
 // CurrentTransform returns the sha256 of the WASM transform of the integration's current
-// (published) version, or "" when it has none (its records are stored as they come).
+// (published) version, or "" when it has none (its records are stored as they come). An
+// integration not yet published has no current version: its latest version stands in, as it
+// does for the stream schemas ingest checks pushed records against (coalesce(current_version,
+// latest_version)), so a developer's unpublished push source is normalized by the transform
+// of the version its records are validated by.
 // Normalizers look this up per batch (it is one indexed row) and load the module's bytes
 // (TransformModule) only for a sha256 they have not compiled yet.
 func CurrentTransform(ctx context.Context, q Querier, integrationID string) (string, error) {
 	var sum string
 	err := q.QueryRow(ctx, `SELECT t.sha256 FROM integrations i
-		JOIN integration_transforms t ON t.integration_id = i.id AND t.version = i.current_version
+		JOIN integration_transforms t ON t.integration_id = i.id AND t.version = coalesce(i.current_version, i.latest_version)
 		WHERE i.id = $1`, integrationID).Scan(&sum)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
