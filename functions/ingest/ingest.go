@@ -65,6 +65,7 @@ type Service struct {
 	pool    *pgxpool.Pool
 	sources *sources
 	limit   *limiter
+	traps   traps // transform failures on the Kafka path (traps.go)
 	norm    records.Normalizer
 	store   records.Store
 	log     *slog.Logger
@@ -362,7 +363,8 @@ func (s *Service) check(ctx context.Context, src *source, e *event.Event) (recor
 // HandleEvent is the KafkaSource path: a CloudEvent produced to integrations.{name}.data,
 // delivered with the IntegrationExtension the integration's KafkaSource sets. It goes through
 // the same checks and store as a push over HTTP. A refused event is permanent (dead letter);
-// a stored or duplicate one is done.
+// a stored or duplicate one is done; one the integration's transform fails is retried once,
+// then permanent (traps.go).
 func (s *Service) HandleEvent(ctx context.Context, e event.Event) error {
 	name, _ := e.Extensions()[IntegrationExtension].(string)
 	if e.Type() == PingType && name == "" {
@@ -381,6 +383,10 @@ func (s *Service) HandleEvent(ctx context.Context, e event.Event) error {
 		return err
 	}
 	res, err := s.accept(ctx, src, []item{{ID: e.ID(), Event: &e}})
+	if be := (*wasmhost.BatchError)(nil); errors.As(err, &be) && s.traps.again(src.IntegrationID, e.Source(), e.ID(), e.Data()) {
+		// The transform failed this input a second time: dead letter, not retried (traps.go).
+		return events.Permanent(fmt.Errorf("ingest: event %q of %s: the integration's transform failed it twice: %w", e.ID(), src.Name, err))
+	}
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/myscrollr/connect/events"
+	"github.com/myscrollr/connect/shared/records"
+	"github.com/myscrollr/connect/wasmhost"
 )
 
 func TestPushModes(t *testing.T) {
@@ -253,5 +257,50 @@ func TestKafkaSourcePath(t *testing.T) {
 	e.SetExtension(IntegrationExtension, "nobody")
 	if err := b.svc.HandleEvent(context.Background(), e); err == nil {
 		t.Error("unknown integration accepted")
+	}
+}
+
+// trapping is a normalizer whose transform fails every batch, as a trapped module does.
+type trapping struct{}
+
+func (trapping) Normalize(context.Context, records.Source, string, json.RawMessage) (json.RawMessage, error) {
+	return nil, &wasmhost.BatchError{Reason: "wasm trap: unreachable"}
+}
+
+// On the Kafka path a transform failure is retried (an ordinary error) the first time and
+// permanent (dead letter) the second time the same input fails; other inputs keep their
+// first try, and nothing is stored.
+func TestKafkaSourceTransformFailureDeadLettersOnTheSecondTrap(t *testing.T) {
+	b := setupIngest(t, Config{})
+	id := b.pushSource(t, "coins", "push-coins", pricesManifest)
+	b.svc.norm = trapping{}
+	mk := func(id, coin string) event.Event {
+		e := event.New()
+		e.SetID(id)
+		e.SetSource("/feed")
+		e.SetType(PushType)
+		e.SetSubject("prices")
+		e.SetExtension(IntegrationExtension, "coins")
+		if err := e.SetData("application/json", map[string]any{"coin": coin, "cents": 7}); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	first := b.svc.HandleEvent(context.Background(), mk("t1", "btc"))
+	if first == nil || events.IsPermanent(first) || !strings.Contains(first.Error(), "wasm trap") {
+		t.Fatalf("first failure: %v, want a retried error", first)
+	}
+	if err := b.svc.HandleEvent(context.Background(), mk("t2", "btc")); err == nil || events.IsPermanent(err) {
+		t.Fatalf("another event's first failure: %v, want a retried error", err)
+	}
+	if err := b.svc.HandleEvent(context.Background(), mk("t1", "eth")); err == nil || events.IsPermanent(err) {
+		t.Fatalf("same id, other data: %v, want a retried error", err)
+	}
+	second := b.svc.HandleEvent(context.Background(), mk("t1", "btc"))
+	if !events.IsPermanent(second) || !strings.Contains(second.Error(), "failed it twice") || !strings.Contains(second.Error(), "wasm trap") {
+		t.Fatalf("second failure of the same input: %v, want permanent with the reason", second)
+	}
+	if n := b.count(t, `SELECT count(*) FROM records WHERE integration_id = $1`, id); n != 0 {
+		t.Errorf("records = %d", n)
 	}
 }
