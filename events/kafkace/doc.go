@@ -17,6 +17,9 @@
 //     (`application/cloudevents-batch`) are rejected, since the Kafka binding has no batch mode.
 //     Anything else is binary mode. When the event has no `partitionkey` attribute, a non-empty
 //     record key that is a valid CloudEvents string becomes its `partitionkey` extension.
+//   - [Decoder.DecodeStructuredJSON] decodes a structured JSON event given as bytes (HTTP ingest,
+//     batches of them) with the same decisions and events as Decode, through a fast path for
+//     the common shape that leaves every doubt to the strict decoder.
 //
 // Decoding treats the record as untrusted input: the value and the headers are bounded before
 // anything is parsed ([DefaultMaxValueBytes], [DefaultMaxHeaderBytes], [DefaultMaxHeaders], or

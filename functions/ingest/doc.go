@@ -24,7 +24,8 @@
 //     authority: the KafkaSource's ceOverrides set the extension pushintegration to the
 //     integration's name (one KafkaSource per push topic; an override wins over whatever the
 //     producer wrote). A refused event is permanent (dead letter), a stored or duplicate one
-//     done, a database failure retried.
+//     done, a database failure retried; a failure of the integration's transform is retried
+//     once and permanent when the same input fails again (traps.go).
 //
 // The convention of a pushed record: type com.myscrollr.connect.record.pushed, subject the
 // stream, data the record (a JSON object; datacontenttype application/json or absent), time
