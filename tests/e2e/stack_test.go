@@ -37,6 +37,9 @@ func testConfig(t *testing.T, functions ...string) stack.Config {
 	if testing.Short() {
 		t.Skip("builds and starts the whole marketplace")
 	}
+	// Each test runs its own stack on free ports and most of their time is waiting (a poll
+	// tick, a retry, a health probe), so they run side by side (at most -parallel at once).
+	t.Parallel()
 	cfg := stack.Config{
 		Root:           repoRoot(t),
 		Addr:           "127.0.0.1:0",

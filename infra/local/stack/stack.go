@@ -447,6 +447,9 @@ func (s *Stack) startKafka() error {
 	return nil
 }
 
+// stopGrace is how long Stop lets a process drain after SIGTERM before it kills it.
+const stopGrace = 30 * time.Second
+
 // Stop stops every process and server and removes the temporary directories.
 func (s *Stack) Stop() error {
 	s.stopOnce.Do(func() {
@@ -459,9 +462,19 @@ func (s *Stack) Stop() error {
 		if s.stopEventing != nil {
 			errs = append(errs, s.stopEventing())
 		}
-		for i := len(s.procs) - 1; i >= 0; i-- {
-			errs = append(errs, s.procs[i].stop(10*time.Second))
+		// All at once, as Knative terminates pods: each gets SIGTERM and the grace Knative would
+		// give it (timeoutSeconds covers the relay's own drain of up to 20 s) before SIGKILL.
+		stopErrs := make([]error, len(s.procs))
+		var wg sync.WaitGroup
+		for i, p := range s.procs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stopErrs[i] = p.stop(stopGrace)
+			}()
 		}
+		wg.Wait()
+		errs = append(errs, stopErrs...)
 		if s.kafka != nil {
 			s.kafka.Close()
 		}
