@@ -7,12 +7,12 @@ require (
 	github.com/myscrollr/connect/shared v0.0.0-00010101000000-000000000000
 	github.com/myscrollr/connect/wasmhost v0.0.0-00010101000000-000000000000
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+	github.com/stripe/stripe-go/v79 v79.12.0
 )
 
 require (
 	github.com/coreos/go-oidc/v3 v3.21.0 // indirect
 	github.com/tetratelabs/wazero v1.12.0 // indirect
-	github.com/stripe/stripe-go/v79 v79.12.0 // indirect
 )
 
 require (
