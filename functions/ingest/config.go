@@ -3,13 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
+	"github.com/myscrollr/connect/shared/settings"
 	"github.com/myscrollr/connect/wasmhost"
 )
 
@@ -112,23 +110,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 
 // validate names the field and the environment variable of every problem.
 func (c Config) validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("ingest: "+format, args...)) }
-	if c.DatabaseURL == "" {
-		bad("Config.DatabaseURL (DATABASE_URL): required")
-	} else if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
-		bad("Config.DatabaseURL (DATABASE_URL): not a valid PostgreSQL connection string")
-	}
-	if c.LogtoEndpoint == "" {
-		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): required")
-	} else if u, err := url.Parse(c.LogtoEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): %q is not an http(s) URL", c.LogtoEndpoint)
-	}
-	if c.APIResource == "" {
-		bad("Config.APIResource (LOGTO_API_RESOURCE): required")
-	}
+	p := settings.Check("ingest")
+	p.DatabaseURL(c.DatabaseURL)
+	p.Logto(c.LogtoEndpoint, c.APIResource)
+	bad := p.Addf
 	c.check(bad)
-	return errors.Join(errs...)
+	return p.Err()
 }
 
 // check validates the limits (also for a Config built in code, by New).

@@ -7,10 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/myscrollr/connect/shared/payments"
 	"github.com/myscrollr/connect/shared/sealed"
+	"github.com/myscrollr/connect/shared/settings"
 )
 
 // DefaultTokenTTL is Config.TokenTTL's default: how long the user's tokens wait for the
@@ -107,48 +106,23 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 
 // validate names the field and the environment variable of every problem.
 func (c Config) validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("install: "+format, args...)) }
-	if c.DatabaseURL == "" {
-		bad("Config.DatabaseURL (DATABASE_URL): required")
-	} else if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
-		// pgconn's message may echo the password; say only what is wrong.
-		bad("Config.DatabaseURL (DATABASE_URL): not a valid PostgreSQL connection string")
-	}
-	if c.LogtoEndpoint == "" {
-		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): required")
-	} else if !httpURL(c.LogtoEndpoint) {
-		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): %q is not an http(s) URL", c.LogtoEndpoint)
-	}
-	if c.APIResource == "" {
-		bad("Config.APIResource (LOGTO_API_RESOURCE): required")
-	}
-	if c.LogtoAppID == "" {
-		bad("Config.LogtoAppID (LOGTO_M2M_APP_ID): required")
-	}
-	if c.LogtoAppSecret == "" {
-		bad("Config.LogtoAppSecret (LOGTO_M2M_APP_SECRET): required")
-	}
-	if c.LogtoManagementResource != "" && !httpURL(c.LogtoManagementResource) {
-		bad("Config.LogtoManagementResource (LOGTO_MANAGEMENT_RESOURCE): %q is not an http(s) URL", c.LogtoManagementResource)
-	}
+	p := settings.Check("install")
+	p.DatabaseURL(c.DatabaseURL)
+	p.Logto(c.LogtoEndpoint, c.APIResource)
+	p.ManagementAPI(c.LogtoAppID, c.LogtoAppSecret, c.LogtoManagementResource)
 	for _, u := range []struct{ field, env, value string }{
 		{"InstallCallbackURL", "INSTALL_CALLBACK_URL", c.InstallCallbackURL},
 		{"FrontendURL", "FRONTEND_URL", c.FrontendURL},
 	} {
-		if u.value == "" {
-			bad("Config.%s (%s): required", u.field, u.env)
-		} else if p, err := url.Parse(u.value); err != nil || !httpURL(u.value) || p.Fragment != "" || p.RawQuery != "" {
-			bad("Config.%s (%s): %q is not an absolute http(s) URL without a query or fragment", u.field, u.env, u.value)
+		if !p.Required(u.field, u.env, u.value) {
+			continue
+		}
+		if pu, err := url.Parse(u.value); err != nil || !settings.IsHTTPURL(u.value) || pu.Fragment != "" || pu.RawQuery != "" {
+			p.Add(u.field, u.env, "%q is not an absolute http(s) URL without a query or fragment", u.value)
 		}
 	}
 	if c.TokenTTL < time.Minute || c.TokenTTL > 24*time.Hour {
-		bad("Config.TokenTTL (INSTALL_TOKEN_TTL): must be between 1m and 24h, got %s", c.TokenTTL)
+		p.Add("TokenTTL", "INSTALL_TOKEN_TTL", "must be between 1m and 24h, got %s", c.TokenTTL)
 	}
-	return errors.Join(errs...)
-}
-
-func httpURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	return p.Err()
 }

@@ -3,13 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
+	"github.com/myscrollr/connect/shared/settings"
 	"github.com/myscrollr/connect/shared/ssrf"
 	"github.com/myscrollr/connect/wasmhost"
 )
@@ -135,21 +133,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 
 // validate names the field and the environment variable of every problem.
 func (c Config) validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("poll: "+format, args...)) }
-	if c.DatabaseURL == "" {
-		bad("Config.DatabaseURL (DATABASE_URL): required")
-	} else if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
-		bad("Config.DatabaseURL (DATABASE_URL): not a valid PostgreSQL connection string")
-	}
-	if c.LogtoEndpoint == "" {
-		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): required")
-	} else if !httpURL(c.LogtoEndpoint) {
-		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): %q is not an http(s) URL", c.LogtoEndpoint)
-	}
-	if c.APIResource == "" {
-		bad("Config.APIResource (LOGTO_API_RESOURCE): required")
-	}
+	p := settings.Check("poll")
+	p.DatabaseURL(c.DatabaseURL)
+	p.Logto(c.LogtoEndpoint, c.APIResource)
+	bad := p.Addf
 	if c.Timeout < time.Second || c.Timeout > time.Minute {
 		bad("Config.Timeout (POLL_TIMEOUT): must be between 1s and 1m, got %s", c.Timeout)
 	}
@@ -177,10 +164,5 @@ func (c Config) validate() error {
 	if c.TickBudget <= c.perSource() || c.TickBudget > 110*time.Second {
 		bad("Config.TickBudget (POLL_TICK_BUDGET): must exceed 2×POLL_TIMEOUT+10s (%s) and be at most 110s (Knative's timeout is 120s), got %s", c.perSource(), c.TickBudget)
 	}
-	return errors.Join(errs...)
-}
-
-func httpURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	return p.Err()
 }

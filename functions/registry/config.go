@@ -8,10 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/myscrollr/connect/shared/payments"
 	"github.com/myscrollr/connect/shared/sealed"
+	"github.com/myscrollr/connect/shared/settings"
 	"github.com/myscrollr/connect/shared/ssrf"
 	"github.com/myscrollr/connect/wasmhost"
 )
@@ -139,34 +138,14 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 
 // validate names the field and the environment variable of every problem.
 func (c Config) validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("registry: "+format, args...)) }
-	if c.DatabaseURL == "" {
-		bad("Config.DatabaseURL (DATABASE_URL): required")
-	} else if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
-		// pgconn's message may echo the password; say only what is wrong.
-		bad("Config.DatabaseURL (DATABASE_URL): not a valid PostgreSQL connection string")
-	}
-	if c.LogtoEndpoint == "" {
-		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): required")
-	} else if !httpURL(c.LogtoEndpoint) {
-		bad("Config.LogtoEndpoint (LOGTO_ENDPOINT): %q is not an http(s) URL", c.LogtoEndpoint)
-	}
-	if c.APIResource == "" {
-		bad("Config.APIResource (LOGTO_API_RESOURCE): required")
-	}
-	if c.LogtoAppID == "" {
-		bad("Config.LogtoAppID (LOGTO_M2M_APP_ID): required")
-	}
-	if c.LogtoAppSecret == "" {
-		bad("Config.LogtoAppSecret (LOGTO_M2M_APP_SECRET): required")
-	}
-	if c.LogtoManagementResource != "" && !httpURL(c.LogtoManagementResource) {
-		bad("Config.LogtoManagementResource (LOGTO_MANAGEMENT_RESOURCE): %q is not an http(s) URL", c.LogtoManagementResource)
-	}
+	p := settings.Check("registry")
+	p.DatabaseURL(c.DatabaseURL)
+	p.Logto(c.LogtoEndpoint, c.APIResource)
+	p.ManagementAPI(c.LogtoAppID, c.LogtoAppSecret, c.LogtoManagementResource)
+	bad := p.Addf
 	if c.InstallCallbackURL == "" {
 		bad("Config.InstallCallbackURL (INSTALL_CALLBACK_URL): required")
-	} else if u, err := url.Parse(c.InstallCallbackURL); err != nil || !httpURL(c.InstallCallbackURL) || u.Fragment != "" {
+	} else if u, err := url.Parse(c.InstallCallbackURL); err != nil || !settings.IsHTTPURL(c.InstallCallbackURL) || u.Fragment != "" {
 		bad("Config.InstallCallbackURL (INSTALL_CALLBACK_URL): %q is not an absolute http(s) URL without a fragment", c.InstallCallbackURL)
 	}
 	if c.Payments != nil {
@@ -174,7 +153,7 @@ func (c Config) validate() error {
 			{"PayoutsReturnURL", "PAYOUTS_RETURN_URL or FRONTEND_URL", c.PayoutsReturnURL},
 			{"PayoutsRefreshURL", "PAYOUTS_REFRESH_URL or FRONTEND_URL", c.PayoutsRefreshURL},
 		} {
-			if !httpURL(u.value) {
+			if !settings.IsHTTPURL(u.value) {
 				bad("Config.%s (%s): an absolute http(s) URL is required with STRIPE_SECRET_KEY, got %q", u.field, u.env, u.value)
 			}
 		}
@@ -185,10 +164,5 @@ func (c Config) validate() error {
 	if c.CheckHealthThreshold < 10*time.Millisecond || c.CheckHealthThreshold >= c.CheckTimeout {
 		bad("Config.CheckHealthThreshold (CHECK_HEALTH_THRESHOLD): must be at least 10ms and less than CHECK_TIMEOUT (%s), got %s", c.CheckTimeout, c.CheckHealthThreshold)
 	}
-	return errors.Join(errs...)
-}
-
-func httpURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	return p.Err()
 }

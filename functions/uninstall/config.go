@@ -1,12 +1,9 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"net/url"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/myscrollr/connect/shared/settings"
 )
 
 // Config is uninstall's configuration, read from the environment by ConfigFromEnv. The
@@ -46,34 +43,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 
 // validate names the field and the environment variable of every problem.
 func (c Config) validate() error {
-	var errs []error
-	if c.DatabaseURL == "" {
-		errs = append(errs, errors.New("uninstall: Config.DatabaseURL (DATABASE_URL): required"))
-	} else if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
-		// pgconn's message may echo the password; say only what is wrong.
-		errs = append(errs, errors.New("uninstall: Config.DatabaseURL (DATABASE_URL): not a valid PostgreSQL connection string"))
-	}
-	if c.LogtoEndpoint == "" {
-		errs = append(errs, errors.New("uninstall: Config.LogtoEndpoint (LOGTO_ENDPOINT): required"))
-	} else if !httpURL(c.LogtoEndpoint) {
-		errs = append(errs, fmt.Errorf("uninstall: Config.LogtoEndpoint (LOGTO_ENDPOINT): %q is not an http(s) URL", c.LogtoEndpoint))
-	}
-	if c.APIResource == "" {
-		errs = append(errs, errors.New("uninstall: Config.APIResource (LOGTO_API_RESOURCE): required"))
-	}
-	if c.LogtoAppID == "" {
-		errs = append(errs, errors.New("uninstall: Config.LogtoAppID (LOGTO_M2M_APP_ID): required"))
-	}
-	if c.LogtoAppSecret == "" {
-		errs = append(errs, errors.New("uninstall: Config.LogtoAppSecret (LOGTO_M2M_APP_SECRET): required"))
-	}
-	if c.LogtoManagementResource != "" && !httpURL(c.LogtoManagementResource) {
-		errs = append(errs, fmt.Errorf("uninstall: Config.LogtoManagementResource (LOGTO_MANAGEMENT_RESOURCE): %q is not an http(s) URL", c.LogtoManagementResource))
-	}
-	return errors.Join(errs...)
-}
-
-func httpURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	p := settings.Check("uninstall")
+	p.DatabaseURL(c.DatabaseURL)
+	p.Logto(c.LogtoEndpoint, c.APIResource)
+	p.ManagementAPI(c.LogtoAppID, c.LogtoAppSecret, c.LogtoManagementResource)
+	return p.Err()
 }
