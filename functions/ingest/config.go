@@ -55,37 +55,16 @@ type Config struct {
 // ConfigFromEnv reads the configuration through getenv (os.Getenv) and validates it.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	var errs []error
+	rp := settings.Check("ingest") // what does not parse
 	c := Config{
 		DatabaseURL:   strings.TrimSpace(getenv("DATABASE_URL")),
 		LogtoEndpoint: strings.TrimSuffix(strings.TrimSpace(getenv("LOGTO_ENDPOINT")), "/"),
 		APIResource:   strings.TrimSpace(getenv("LOGTO_API_RESOURCE")),
 	}
-	dur := func(dst *time.Duration, name, field string, def time.Duration) {
-		*dst = def
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("ingest: Config.%s (%s): %q is not a duration (e.g. 30s)", field, name, v))
-				return
-			}
-			*dst = d
-		}
-	}
-	integer := func(dst *int, name, field string, def int) {
-		*dst = def
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("ingest: Config.%s (%s): %q is not an integer", field, name, v))
-				return
-			}
-			*dst = n
-		}
-	}
 	var body int
-	integer(&body, "INGEST_MAX_BODY_BYTES", "MaxBodyBytes", DefaultMaxBodyBytes)
+	rp.Int(getenv, "MaxBodyBytes", "INGEST_MAX_BODY_BYTES", DefaultMaxBodyBytes, &body)
 	c.MaxBodyBytes = int64(body)
-	integer(&c.MaxBatch, "INGEST_MAX_BATCH", "MaxBatch", DefaultMaxBatch)
+	rp.Int(getenv, "MaxBatch", "INGEST_MAX_BATCH", DefaultMaxBatch, &c.MaxBatch)
 	c.Rate = DefaultRate
 	if v := strings.TrimSpace(getenv("INGEST_RATE")); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
@@ -94,13 +73,16 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.Rate = f
 	}
-	integer(&c.Burst, "INGEST_BURST", "Burst", DefaultBurst)
-	dur(&c.SourceTTL, "INGEST_SOURCE_TTL", "SourceTTL", DefaultSourceTTL)
-	dur(&c.ReplayRetention, "INGEST_REPLAY_RETENTION", "ReplayRetention", DefaultReplayRetention)
+	rp.Int(getenv, "Burst", "INGEST_BURST", DefaultBurst, &c.Burst)
+	rp.Duration(getenv, "SourceTTL", "INGEST_SOURCE_TTL", DefaultSourceTTL, &c.SourceTTL)
+	rp.Duration(getenv, "ReplayRetention", "INGEST_REPLAY_RETENTION", DefaultReplayRetention, &c.ReplayRetention)
 	if w, err := wasmhost.ConfigFromEnv(getenv); err != nil {
 		errs = append(errs, fmt.Errorf("ingest: Config.Wasm: %v", err))
 	} else {
 		c.Wasm = w
+	}
+	if err := rp.Err(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +76,7 @@ func (c Config) perSource() time.Duration { return 2*c.Timeout + 10*time.Second 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv) and validates it.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	var errs []error
+	rp := settings.Check("poll") // what does not parse
 	c := Config{
 		DatabaseURL:   strings.TrimSpace(getenv("DATABASE_URL")),
 		LogtoEndpoint: strings.TrimSuffix(strings.TrimSpace(getenv("LOGTO_ENDPOINT")), "/"),
@@ -87,43 +87,24 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("poll: Config.Allow (SSRF_ALLOW): %v", err))
 	}
 	c.Allow = allow
-	dur := func(dst *time.Duration, name, field string, def time.Duration) {
-		*dst = def
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("poll: Config.%s (%s): %q is not a duration (e.g. 10s)", field, name, v))
-				return
-			}
-			*dst = d
-		}
-	}
-	integer := func(dst *int, name, field string, def int) {
-		*dst = def
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("poll: Config.%s (%s): %q is not an integer", field, name, v))
-				return
-			}
-			*dst = n
-		}
-	}
-	dur(&c.Timeout, "POLL_TIMEOUT", "Timeout", DefaultTimeout)
-	integer(&c.Concurrency, "POLL_CONCURRENCY", "Concurrency", DefaultConcurrency)
-	integer(&c.PerHost, "POLL_PER_HOST", "PerHost", DefaultPerHost)
-	integer(&c.Batch, "POLL_BATCH", "Batch", DefaultBatch)
+	rp.Duration(getenv, "Timeout", "POLL_TIMEOUT", DefaultTimeout, &c.Timeout)
+	rp.Int(getenv, "Concurrency", "POLL_CONCURRENCY", DefaultConcurrency, &c.Concurrency)
+	rp.Int(getenv, "PerHost", "POLL_PER_HOST", DefaultPerHost, &c.PerHost)
+	rp.Int(getenv, "Batch", "POLL_BATCH", DefaultBatch, &c.Batch)
 	var body int
-	integer(&body, "POLL_MAX_BODY_BYTES", "MaxBodyBytes", DefaultMaxBodyBytes)
+	rp.Int(getenv, "MaxBodyBytes", "POLL_MAX_BODY_BYTES", DefaultMaxBodyBytes, &body)
 	c.MaxBodyBytes = int64(body)
-	dur(&c.MinInterval, "POLL_MIN_INTERVAL", "MinInterval", DefaultMinInterval)
-	dur(&c.RejectionRetention, "POLL_REJECTION_RETENTION", "RejectionRetention", DefaultRejectionRetention)
-	integer(&c.RejectionKeep, "POLL_REJECTION_KEEP", "RejectionKeep", DefaultRejectionKeep)
-	dur(&c.TickBudget, "POLL_TICK_BUDGET", "TickBudget", DefaultTickBudget)
+	rp.Duration(getenv, "MinInterval", "POLL_MIN_INTERVAL", DefaultMinInterval, &c.MinInterval)
+	rp.Duration(getenv, "RejectionRetention", "POLL_REJECTION_RETENTION", DefaultRejectionRetention, &c.RejectionRetention)
+	rp.Int(getenv, "RejectionKeep", "POLL_REJECTION_KEEP", DefaultRejectionKeep, &c.RejectionKeep)
+	rp.Duration(getenv, "TickBudget", "POLL_TICK_BUDGET", DefaultTickBudget, &c.TickBudget)
 	if w, err := wasmhost.ConfigFromEnv(getenv); err != nil {
 		errs = append(errs, fmt.Errorf("poll: Config.Wasm: %v", err))
 	} else {
 		c.Wasm = w
+	}
+	if err := rp.Err(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)

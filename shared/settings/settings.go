@@ -13,6 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -91,4 +94,33 @@ func (p *Problems) Err() error { return errors.Join(p.errs...) }
 func IsHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// Duration sets *dst from the environment variable env read through getenv (a Go duration,
+// e.g. 30s), or to def when it is unset; a value that does not parse is a problem and leaves
+// def.
+func (p *Problems) Duration(getenv func(string) string, field, env string, def time.Duration, dst *time.Duration) {
+	*dst = def
+	if v := strings.TrimSpace(getenv(env)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			p.Add(field, env, "%q is not a duration (e.g. 30s)", v)
+			return
+		}
+		*dst = d
+	}
+}
+
+// Int sets *dst from the environment variable env (a decimal integer), or to def when it is
+// unset; a value that does not parse is a problem and leaves def.
+func (p *Problems) Int(getenv func(string) string, field, env string, def int, dst *int) {
+	*dst = def
+	if v := strings.TrimSpace(getenv(env)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			p.Add(field, env, "%q is not an integer", v)
+			return
+		}
+		*dst = n
+	}
 }

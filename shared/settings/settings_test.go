@@ -3,6 +3,7 @@ package settings_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myscrollr/connect/shared/settings"
 )
@@ -47,6 +48,28 @@ func TestNoProblems(t *testing.T) {
 	for s, want := range map[string]bool{"https://a.example": true, "http://127.0.0.1:1/x": true, "https://": false, "mailto:x@y": false, "": false} {
 		if settings.IsHTTPURL(s) != want {
 			t.Errorf("IsHTTPURL(%q) = %v", s, !want)
+		}
+	}
+}
+
+func TestDurationAndInt(t *testing.T) {
+	env := map[string]string{"A_TIMEOUT": " 2s ", "A_BAD": "soon", "A_N": "7", "A_NOT": "x"}
+	getenv := func(k string) string { return env[k] }
+	p := settings.Check("poll")
+	var d, bad, unset time.Duration
+	var n, notN int
+	p.Duration(getenv, "Timeout", "A_TIMEOUT", time.Second, &d)
+	p.Duration(getenv, "Bad", "A_BAD", time.Second, &bad)
+	p.Duration(getenv, "Unset", "A_UNSET", time.Minute, &unset)
+	p.Int(getenv, "N", "A_N", 1, &n)
+	p.Int(getenv, "Not", "A_NOT", 3, &notN)
+	if d != 2*time.Second || bad != time.Second || unset != time.Minute || n != 7 || notN != 3 {
+		t.Fatalf("got %v %v %v %d %d", d, bad, unset, n, notN)
+	}
+	msg := p.Err().Error()
+	for _, want := range []string{`poll: Config.Bad (A_BAD): "soon" is not a duration`, `poll: Config.Not (A_NOT): "x" is not an integer`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in %s", want, msg)
 		}
 	}
 }
