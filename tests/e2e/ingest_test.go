@@ -14,6 +14,7 @@ import (
 	"github.com/myscrollr/connect/events"
 	"github.com/myscrollr/connect/events/kafkace"
 	"github.com/myscrollr/connect/infra/local/demo"
+	"github.com/myscrollr/connect/shared/idp"
 )
 
 // The demo push source pushes one record over HTTP (a structured CloudEvent with its
@@ -57,7 +58,9 @@ func TestPushIngestEndToEnd(t *testing.T) {
 		b, _ := json.Marshal(body)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/v1/ingest", strings.NewReader(string(b)))
 		req.Header.Set("Content-Type", "application/cloudevents+json")
-		req.Header.Set("Authorization", "Bearer "+token)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -66,6 +69,16 @@ func TestPushIngestEndToEnd(t *testing.T) {
 		var out json.RawMessage
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		return resp.StatusCode, out
+	}
+	user, err := s.Identity().Mint(idp.TokenRequest{Subject: "u_e2e_pusher", Audience: s.APIResource, Scopes: []string{"dashboard:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := post(user, pushed); code != http.StatusForbidden {
+		t.Fatalf("a user's token pushing = %d %s, want 403", code, body)
+	}
+	if code, body := post("", pushed); code != http.StatusUnauthorized {
+		t.Fatalf("pushing without a token = %d %s, want 401", code, body)
 	}
 	if code, body := post(clientToken(t, s, pull.ClientID, pull.ClientSecret), pushed); code != http.StatusForbidden {
 		t.Fatalf("a pull source's token pushing = %d %s, want 403", code, body)

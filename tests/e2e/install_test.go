@@ -227,6 +227,10 @@ func TestInstallConsentRevokeEndToEnd(t *testing.T) {
 	if code != http.StatusCreated || json.Unmarshal(body, &started) != nil || started.ConsentURL == "" {
 		t.Fatalf("POST /v1/installs = %d %s", code, body)
 	}
+	// No token: 401, and nothing is started.
+	if code, body := api(t, client, http.MethodPost, s.URL+"/v1/installs", "", map[string]any{"integration": m.Name}); code != http.StatusUnauthorized {
+		t.Fatalf("POST /v1/installs without a token = %d %s, want 401", code, body)
+	}
 	// Scopes the manifest does not have are refused, naming the field.
 	if code, body := api(t, client, http.MethodPost, s.URL+"/v1/installs", userToken, map[string]any{"integration": m.Name, "scopes": []string{"fantasy:read"}}); code != http.StatusBadRequest || !strings.Contains(string(body), "scopes/0") {
 		t.Fatalf("a scope outside the manifest = %d %s", code, body)
@@ -275,6 +279,10 @@ func TestInstallConsentRevokeEndToEnd(t *testing.T) {
 	claim := s.URL + "/v1/integration/installs/" + installed.InstallID + "/token"
 	if code, body := api(t, client, http.MethodPost, claim, clientToken(t, s, other.ClientID, other.ClientSecret), nil); code != http.StatusForbidden {
 		t.Fatalf("another integration's claim = %d %s, want 403", code, body)
+	}
+	// A user's token is not an integration's: refused.
+	if code, body := api(t, client, http.MethodPost, claim, userToken, nil); code != http.StatusForbidden {
+		t.Fatalf("a user's claim = %d %s, want 403", code, body)
 	}
 	appToken := clientToken(t, s, pub.ClientID, pub.ClientSecret)
 	code, body = api(t, client, http.MethodPost, claim, appToken, nil)
